@@ -1,0 +1,82 @@
+"""Cluster views -> the JSON documents of /api/v1/*, rendered once per poll. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .model import ClusterView, GroupView, Member, PartitionLag
+
+
+def _member(m: Member) -> dict[str, Any]:
+    return {
+        "member_id": m.member_id,
+        "client_id": m.client_id,
+        "host": m.host,
+        "group_instance_id": m.instance_id,
+        "assignment": [{"topic": t, "partition": p} for t, p in m.assignment],
+    }
+
+
+def _partition(p: PartitionLag) -> dict[str, Any]:
+    return {
+        "topic": p.topic,
+        "partition": p.partition,
+        "committed_offset": p.committed,
+        "log_start_offset": p.log_start,
+        "log_end_offset": p.log_end,
+        "lag": p.lag,
+        "lost_to_retention": p.lost_to_retention,
+        "member_id": p.member.member_id if p.member else None,
+        "client_id": p.member.client_id if p.member else None,
+        "host": p.member.host if p.member else None,
+        "stale": p.stale,
+    }
+
+
+def group_document(g: GroupView) -> dict[str, Any]:
+    return {
+        "group": g.group_id,
+        "state": g.state,
+        "protocol_type": g.protocol_type,
+        "protocol": g.protocol,
+        "coordinator": g.coordinator,
+        "members": [_member(m) for m in g.members] if g.members_known else None,
+        "max_lag": g.max_lag,
+        "total_lag": sum(p.lag for p in g.partitions if p.lag is not None),
+        "uncommitted_partitions": g.uncommitted_partitions,
+        "stale": g.stale,
+        "read_at": g.read_at,
+        "partitions": [_partition(p) for p in g.partitions],
+    }
+
+
+def groups_document(views: Sequence[ClusterView]) -> dict[str, Any]:
+    return {
+        "clusters": [
+            {
+                "cluster": v.cluster,
+                "up": v.health.up,
+                "partial": v.health.partial,
+                "last_poll_at": v.health.last_poll_at,
+                "last_success_at": v.health.last_success_at,
+                "errors": [
+                    {
+                        "kind": str(e.kind),
+                        "message": e.message,
+                        "group": e.group,
+                        "topic": e.topic,
+                        "broker": e.broker,
+                    }
+                    for e in v.health.last_errors
+                ],
+                "groups": [group_document(g) for g in v.groups.values()],
+            }
+            for v in views
+        ]
+    }
+
+
+def render_groups(views: Sequence[ClusterView]) -> bytes:
+    return json.dumps(groups_document(views), separators=(",", ":")).encode()

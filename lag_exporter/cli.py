@@ -1,0 +1,205 @@
+"""Command line: argument parsing and subcommands, no logic of its own.
+
+lag-exporter [run] [--config FILE] [--bootstrap-servers HOSTS] ...   the daemon
+lag-exporter check [--format table|json] [--max-lag N]               one poll, printed
+lag-exporter validate-config FILE                                    check a file only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, logs
+from .api import groups_document
+from .config import ENV_CONFIG, ConfigError, Overrides, Settings, load_settings
+from .daemon import ClusterPoller, Daemon, Store
+from .model import ClusterView
+from .report import max_lag, table
+
+log = logging.getLogger("lag_exporter")
+
+EXIT_OK = 0
+EXIT_LAG_EXCEEDED = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+COMMANDS = ("run", "check", "validate-config")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help=f"YAML configuration file (env {ENV_CONFIG})",
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT[,...]",
+        help="poll one cluster named 'default' at these brokers "
+        "(env LAG_EXPORTER_BOOTSTRAP_SERVERS; default 127.0.0.1:9092 without a config file)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        metavar="DURATION",
+        help="time between polls, e.g. 15s (env LAG_EXPORTER_POLL_INTERVAL; default 15s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="env LAG_EXPORTER_LOG_LEVEL; default info",
+    )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), help="env LAG_EXPORTER_LOG_FORMAT; default text"
+    )
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    run = argparse.ArgumentParser(
+        prog="lag-exporter run",
+        description="Poll Kafka consumer-group lag in the background and serve it to Prometheus.",
+    )
+    _common(run)
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        metavar="HOST:PORT",
+        help="address of the HTTP server (env LAG_EXPORTER_LISTEN_ADDRESS; default 0.0.0.0:9308)",
+    )
+    check = argparse.ArgumentParser(
+        prog="lag-exporter check",
+        description="Poll once and print every group's offsets and lag, "
+        "like kafka-consumer-groups --describe --all-groups.",
+    )
+    _common(check)
+    check.add_argument("--format", choices=("table", "json"), default="table")
+    check.add_argument(
+        "--max-lag",
+        type=int,
+        metavar="N",
+        help="exit with code 1 when any partition's lag exceeds N",
+    )
+    validate = argparse.ArgumentParser(
+        prog="lag-exporter validate-config",
+        description="Check a configuration file without starting anything.",
+    )
+    validate.add_argument("file")
+    return {"run": run, "check": check, "validate-config": validate}
+
+
+def _top_usage() -> str:
+    return (
+        "usage: lag-exporter [run|check|validate-config] [options]\n"
+        "       lag-exporter --version\n\n"
+        "Kafka consumer-group lag exporter for Prometheus.\n"
+        "  run              the daemon (default command)\n"
+        "  check            one poll, printed as a table or JSON\n"
+        "  validate-config  check a configuration file\n\n"
+        "`lag-exporter COMMAND --help` shows the options of a command.\n"
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env = os.environ
+    flags = Overrides(
+        bootstrap_servers=args.bootstrap_servers,
+        listen_address=getattr(args, "listen_address", None),
+        poll_interval=args.poll_interval,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+    overrides = flags.over(Overrides.from_env(env))
+    path = args.config or env.get(ENV_CONFIG) or None
+    return load_settings(path, overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--version", "-V"):
+        print(f"lag-exporter {__version__}")
+        return EXIT_OK
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(_top_usage(), end="")
+        return EXIT_OK
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    parser = _parsers()[command]
+    args = parser.parse_args(argv)  # exits with 2 on a bad flag, naming it
+    try:
+        if command == "validate-config":
+            settings = load_settings(args.file)
+            names = ", ".join(c.name for c in settings.clusters)
+            print(f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names})")
+            return EXIT_OK
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(settings.log_level, settings.log_format)
+    if command == "check":
+        return _check(settings, args.format, args.max_lag)
+    return _run(settings)
+
+
+def _check(settings: Settings, fmt: str, limit: int | None) -> int:
+    store = Store([c.name for c in settings.clusters])
+    views: list[ClusterView] = []
+    for cluster in settings.clusters:
+        poller = ClusterPoller(cluster, store, settings.max_staleness)
+        try:
+            views.append(poller.poll_once())
+        finally:
+            poller.collector.close()
+    if fmt == "json":
+        print(json.dumps(groups_document(views), indent=2))
+    else:
+        print(table(views), end="")
+    down = [v.cluster for v in views if not v.health.up]
+    if down:
+        print(f"lag-exporter: cannot reach cluster(s): {', '.join(down)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if limit is not None and (worst := max_lag(views)) > limit:
+        print(f"lag-exporter: max lag {worst} exceeds {limit}", file=sys.stderr)
+        return EXIT_LAG_EXCEEDED
+    return EXIT_OK
+
+
+def _run(settings: Settings) -> int:
+    from .server import HttpServer
+
+    host, port = settings.listen_host_port
+    daemon = Daemon(settings)
+    try:
+        server = HttpServer(host, port, lambda: daemon.store.published)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", settings.listen_address, exc.strerror)
+        return EXIT_CONFIG
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    daemon.start()
+    log.info(
+        "lag-exporter %s listening on %s:%d, polling %s",
+        __version__,
+        host,
+        server.port,
+        ", ".join(f"{c.name} ({c.bootstrap_servers})" for c in settings.clusters),
+    )
+    while not stop.wait(1.0):
+        pass
+    server.stop()
+    daemon.stop()
+    log.info("stopped")
+    return EXIT_OK

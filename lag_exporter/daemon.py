@@ -1,0 +1,180 @@
+"""The loop that wires the stages together: poll -> view -> rendered documents.
+
+One thread per cluster polls on its own schedule; a poll never overlaps the
+next (a slow poll delays the next one, it does not pile up). After each poll
+the exposition and JSON are rendered once and published by swapping one
+reference, so HTTP handlers only ever read finished bytes and never wait for
+Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .api import render_groups
+from .config import ClusterConfig, Settings
+from .health import next_health, poll_outcome
+from .kafka import Collector
+from .metrics import Exposition, render
+from .model import ClusterView, PollResult
+from .view import build_view
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Everything the HTTP server serves, from one consistent moment."""
+
+    views: tuple[ClusterView, ...]
+    exposition: Exposition
+    groups_json: bytes
+    ready: bool  # every cluster has had a poll that reached it
+
+
+class Store:
+    """Latest view per cluster and the documents rendered from them."""
+
+    def __init__(self, cluster_names: Sequence[str]) -> None:
+        self._names = list(cluster_names)
+        self._views: dict[str, ClusterView] = {}
+        self._ever_up: set[str] = set()
+        self._lock = threading.Lock()
+        self.published = Published((), render(()), render_groups(()), ready=False)
+
+    def view(self, cluster: str) -> ClusterView | None:
+        return self._views.get(cluster)
+
+    def update(self, view: ClusterView) -> None:
+        with self._lock:
+            self._views[view.cluster] = view
+            if view.health.up:
+                self._ever_up.add(view.cluster)
+            views = tuple(self._views[n] for n in self._names if n in self._views)
+            self.published = Published(
+                views=views,
+                exposition=render(views),
+                groups_json=render_groups(views),
+                ready=self._ever_up.issuperset(self._names),
+            )
+
+
+class ClusterPoller:
+    """Polls one cluster every poll_interval on its own thread."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        store: Store,
+        max_staleness: float,
+        collector_factory: Callable[[ClusterConfig], Collector] = Collector,
+    ) -> None:
+        self.cluster = cluster
+        self.store = store
+        self.max_staleness = max_staleness
+        self.collector = collector_factory(cluster)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"poller-{cluster.name}", daemon=True
+        )
+        self._was_up: bool | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        self.collector.close()
+
+    def poll_once(self) -> ClusterView:
+        poll = self.collector.poll()
+        return self.publish(poll)
+
+    def publish(self, poll: PollResult) -> ClusterView:
+        previous = self.store.view(self.cluster.name)
+        health = next_health(previous.health if previous else None, poll)
+        view, notices = build_view(
+            poll,
+            previous,
+            labels=dict(self.cluster.labels),
+            topic_filter=self.cluster.topics,
+            max_staleness=self.max_staleness,
+            health=health,
+        )
+        self.store.update(view)
+        self._log(poll)
+        for notice in notices:
+            log.info("cluster %s: %s", self.cluster.name, notice.message)
+        return view
+
+    def _log(self, poll: PollResult) -> None:
+        name = self.cluster.name
+        if poll.reached != self._was_up:
+            if poll.reached:
+                log.info("cluster %s: up (%d brokers)", name, poll.brokers)
+            else:
+                log.warning("cluster %s: down: %s", name, poll.errors[0].message)
+            self._was_up = poll.reached
+        outcome = poll_outcome(poll)
+        if outcome == "partial":
+            kinds = Counter(str(e.kind) for e in poll.errors)
+            sample = "; ".join(
+                f"{e.kind}"
+                + (f" group={e.group}" if e.group else "")
+                + (f" topic={e.topic}" if e.topic else "")
+                + f": {e.message}"
+                for e in poll.errors[:3]
+            )
+            log.warning(
+                "cluster %s: partial poll, %d errors (%s): %s",
+                name,
+                len(poll.errors),
+                ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())),
+                sample,
+            )
+        log.debug(
+            "cluster %s: poll %s in %.3fs, %d groups, requests %s",
+            name,
+            outcome,
+            poll.duration,
+            len(poll.groups),
+            poll.requests,
+        )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.poll_once()
+            except Exception:  # never let one bad poll end the loop
+                log.exception("cluster %s: unexpected error in poll", self.cluster.name)
+            delay = self.cluster.poll_interval - (time.monotonic() - started)
+            self._stop.wait(max(0.0, delay))
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store([c.name for c in settings.clusters])
+        self.pollers = [
+            ClusterPoller(c, self.store, settings.max_staleness) for c in settings.clusters
+        ]
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.request_stop()
+        for poller in self.pollers:
+            poller.stop()

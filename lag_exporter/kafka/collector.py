@@ -1,0 +1,565 @@
+"""One poll of one cluster -> PollResult. The only code that speaks to Kafka.
+
+Requests per poll do not grow with the number of groups or partitions:
+
+    Metadata          1
+    ListGroups        1 per broker
+    FindCoordinator   1 (batched, KIP-699; per group only on brokers < 3.0)
+    DescribeGroups    1 per coordinator
+    OffsetFetch       1 per coordinator (batched, KIP-709; per group on brokers < 3.0)
+    ListOffsets       2 per partition leader (latest and earliest)
+
+Requests to different brokers run concurrently on kafka-python's I/O thread.
+Committed offsets are read before log-end offsets, as Kafka's own
+kafka-consumer-groups does, so a race can only make lag look smaller by what
+was produced in between, never negative.
+
+kafka-python's high-level admin calls raise for a whole batch when one group
+or partition fails and cache coordinators forever; this module sends the same
+protocol requests itself and keeps each error to the group, topic or
+partition it belongs to. Coordinators are looked up afresh every poll, so a
+moved coordinator costs at most one poll of that group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import kafka.errors as Errors
+from kafka.protocol.admin import DescribeGroupsRequest, ListGroupsRequest
+from kafka.protocol.consumer import ListOffsetsRequest, OffsetFetchRequest
+from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+from kafka.protocol.metadata import FindCoordinatorRequest, MetadataRequest
+
+from ..config import ClusterConfig
+from ..model import (
+    ErrorKind,
+    GroupDescription,
+    Member,
+    PartitionOffsets,
+    PollError,
+    PollResult,
+    TopicPartition,
+)
+from .connection import KafkaConnection
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LATEST = -1
+_EARLIEST = -2
+# Internal topics are not consumer traffic; hidden unless asked for.
+_INTERNAL_PREFIX = "__"
+
+
+class PollTimeout(Exception):
+    """The poll ran out of its time budget."""
+
+
+def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
+    if isinstance(exc, Errors.AuthorizationError):
+        return ErrorKind.AUTHORIZATION
+    if isinstance(exc, Errors.KafkaTimeoutError | PollTimeout):
+        return ErrorKind.TIMEOUT
+    if isinstance(
+        exc,
+        Errors.NotCoordinatorError
+        | Errors.CoordinatorNotAvailableError
+        | Errors.CoordinatorLoadInProgressError,
+    ):
+        return ErrorKind.COORDINATOR
+    if isinstance(exc, Errors.KafkaConnectionError | Errors.NodeNotReadyError):
+        return ErrorKind.CONNECTION
+    return default
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and text != name else name
+
+
+class Poll:
+    """State of one poll in progress: its deadline, request counts and errors."""
+
+    def __init__(self, connection: KafkaConnection, timeout: float) -> None:
+        self.connection = connection
+        self.deadline = time.monotonic() + timeout
+        self.requests: Counter[str] = Counter()
+        self.errors: list[PollError] = []
+
+    def error(self, kind: ErrorKind, exc: BaseException | str, **where: Any) -> None:
+        message = exc if isinstance(exc, str) else _describe(exc)
+        self.errors.append(PollError(kind, message, **where))
+
+    async def send(self, request: Any, node_id: int | None = None) -> Any:
+        """Send one request, counted by API, bounded by the poll's deadline."""
+        remaining_ms = int((self.deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            raise PollTimeout("poll timeout reached before the request was sent")
+        api = type(request).__name__.removesuffix("Request")
+        self.requests[api] += 1
+        manager = self.connection.manager
+        future = manager.send(request, node_id=node_id, request_timeout_ms=remaining_ms)
+        return await manager.wait_for(future, remaining_ms)
+
+    async def gather(self, calls: Iterable[Callable[[], Awaitable[T]]]) -> list[T | BaseException]:
+        """Run coroutines concurrently on the I/O loop; exceptions are returned, not raised."""
+        futures = [self.connection.manager.call_soon(call) for call in calls]
+        results: list[T | BaseException] = []
+        for future in futures:
+            try:
+                results.append(await future)
+            except Exception as exc:  # one failure must not lose the others
+                results.append(exc)
+        return results
+
+
+class Collector:
+    """Polls one cluster. Not thread-safe: one poller thread owns it."""
+
+    def __init__(self, cluster: ClusterConfig) -> None:
+        self.cluster = cluster
+        self.connection = KafkaConnection(cluster)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def poll(self) -> PollResult:
+        started_at = time.time()
+        started = time.monotonic()
+        try:
+            self.connection.ensure_connected(self.cluster.poll_timeout)
+        except Exception as exc:
+            log.warning("cluster %s: cannot connect: %s", self.cluster.name, _describe(exc))
+            return _unreached(
+                self.cluster.name,
+                started_at,
+                time.monotonic() - started,
+                PollError(_error_kind(exc, ErrorKind.CONNECTION), _describe(exc)),
+            )
+        poll = Poll(self.connection, self.cluster.poll_timeout)
+        try:
+            result: PollResult = self.connection.run(self._poll, poll, started_at, started)
+        except Exception as exc:  # the client's I/O loop itself failed
+            log.exception("cluster %s: poll failed", self.cluster.name)
+            result = _unreached(
+                self.cluster.name,
+                started_at,
+                time.monotonic() - started,
+                PollError(_error_kind(exc, ErrorKind.CONNECTION), _describe(exc)),
+                requests=dict(poll.requests),
+            )
+        if not result.reached:
+            # Start from bootstrap next time: the brokers we knew may be gone.
+            self.connection.close()
+        return result
+
+    # --- the poll, on kafka-python's I/O thread -----------------------------
+
+    async def _poll(self, poll: Poll, started_at: float, started: float) -> PollResult:
+        try:
+            metadata = await poll.send(
+                MetadataRequest(topics=None, allow_auto_topic_creation=False)
+            )
+        except Exception as exc:
+            return _unreached(
+                self.cluster.name,
+                started_at,
+                time.monotonic() - started,
+                PollError(_error_kind(exc, ErrorKind.METADATA), _describe(exc)),
+                requests=dict(poll.requests),
+            )
+        self.connection.learn_brokers(metadata)
+        brokers = [b.node_id for b in metadata.brokers]
+        topics, leaders, failed_topics = self._read_metadata(poll, metadata)
+
+        groups, groups_complete = await self._list_groups(poll, brokers)
+        coordinators = await self._find_coordinators(poll, sorted(groups))
+        descriptions, committed, failed_groups = await self._read_groups(poll, groups, coordinators)
+        offsets = await self._list_offsets(poll, leaders)
+
+        return PollResult(
+            cluster=self.cluster.name,
+            started_at=started_at,
+            duration=time.monotonic() - started,
+            reached=True,
+            brokers=len(brokers),
+            topics=topics,
+            partition_offsets=offsets,
+            groups=descriptions,
+            committed=committed,
+            failed_groups=frozenset(failed_groups),
+            failed_topics=frozenset(failed_topics),
+            topics_complete=True,
+            groups_complete=groups_complete,
+            errors=tuple(poll.errors),
+            requests=dict(poll.requests),
+        )
+
+    def _read_metadata(
+        self, poll: Poll, metadata: Any
+    ) -> tuple[dict[str, int], dict[int, list[TopicPartition]], set[str]]:
+        topics: dict[str, int] = {}
+        leaders: dict[int, list[TopicPartition]] = defaultdict(list)
+        failed: set[str] = set()
+        accepts = self.cluster.topics.accepts
+        for topic in metadata.topics:
+            name = topic.name
+            internal = topic.is_internal or name.startswith(_INTERNAL_PREFIX)
+            if internal and not self.cluster.include_internal_topics:
+                continue
+            if not accepts(name):
+                continue
+            error = Errors.for_code(topic.error_code)
+            if error is not Errors.NoError:
+                # Authorization or a topic being created/deleted: only this topic is unknown.
+                failed.add(name)
+                poll.error(_error_kind(error(), ErrorKind.METADATA), error(), topic=name)
+                continue
+            topics[name] = len(topic.partitions)
+            for p in topic.partitions:
+                if p.leader_id is None or p.leader_id < 0:
+                    # Leaderless partition: its offsets stay unknown, its topic does not.
+                    poll.error(
+                        ErrorKind.LIST_OFFSETS,
+                        f"partition {name}-{p.partition_index} has no leader",
+                        topic=name,
+                    )
+                    continue
+                leaders[p.leader_id].append((name, p.partition_index))
+        return topics, leaders, failed
+
+    async def _list_groups(self, poll: Poll, brokers: list[int]) -> tuple[dict[str, Any], bool]:
+        """Group id -> its ListGroups entry, de-duplicated across brokers."""
+
+        def list_on(node: int) -> Callable[[], Awaitable[Any]]:
+            return lambda: poll.send(ListGroupsRequest(), node_id=node)
+
+        responses = await poll.gather(list_on(b) for b in brokers)
+        groups: dict[str, Any] = {}
+        complete = True
+        for node, response in zip(brokers, responses, strict=True):
+            if isinstance(response, BaseException):
+                complete = False
+                poll.error(_error_kind(response, ErrorKind.LIST_GROUPS), response, broker=node)
+                continue
+            error = Errors.for_code(response.error_code)
+            if error is not Errors.NoError:
+                complete = False
+                poll.error(_error_kind(error(), ErrorKind.LIST_GROUPS), error(), broker=node)
+                continue
+            for entry in response.groups:
+                # While a coordinator moves, two brokers may list the same
+                # group; the first answer is as good as the second.
+                if self.cluster.groups.accepts(entry.group_id):
+                    groups.setdefault(entry.group_id, entry)
+        return groups, complete
+
+    async def _find_coordinators(self, poll: Poll, group_ids: list[str]) -> dict[str, int]:
+        if not group_ids:
+            return {}
+        manager = self.connection.manager
+        out: dict[str, int] = {}
+        if manager.broker_version_data.api_version(FindCoordinatorRequest) >= 4:
+            try:
+                response = await poll.send(
+                    FindCoordinatorRequest(key_type=0, coordinator_keys=group_ids, min_version=4)
+                )
+            except Exception as exc:
+                for group_id in group_ids:
+                    poll.error(_error_kind(exc, ErrorKind.COORDINATOR), exc, group=group_id)
+                return out
+            rows = [(c.key, c.error_code, c.node_id) for c in response.coordinators]
+        else:
+
+            def find(group_id: str) -> Callable[[], Awaitable[Any]]:
+                return lambda: poll.send(
+                    FindCoordinatorRequest(key=group_id, key_type=0, max_version=3)
+                )
+
+            responses = await poll.gather(find(g) for g in group_ids)
+            rows = []
+            for group_id, response in zip(group_ids, responses, strict=True):
+                if isinstance(response, BaseException):
+                    poll.error(
+                        _error_kind(response, ErrorKind.COORDINATOR), response, group=group_id
+                    )
+                    continue
+                rows.append((group_id, response.error_code, response.node_id))
+        for key, error_code, node_id in rows:
+            error = Errors.for_code(error_code)
+            if error is not Errors.NoError:
+                poll.error(_error_kind(error(), ErrorKind.COORDINATOR), error(), group=key)
+                continue
+            out[key] = node_id
+        return out
+
+    async def _read_groups(
+        self, poll: Poll, listed: dict[str, Any], coordinators: dict[str, int]
+    ) -> tuple[dict[str, GroupDescription], dict[str, dict[TopicPartition, int]], set[str]]:
+        by_coordinator: dict[int, list[str]] = defaultdict(list)
+        for group_id, node in coordinators.items():
+            by_coordinator[node].append(group_id)
+        failed: set[str] = set(listed) - set(coordinators)
+
+        calls: list[Callable[[], Awaitable[Any]]] = []
+        for node, group_ids in by_coordinator.items():
+            calls.append(_bind(self._describe, poll, node, group_ids))
+            calls.append(_bind(self._fetch_offsets, poll, node, group_ids))
+        results = await poll.gather(calls)
+
+        described: dict[str, GroupDescription] = {}
+        committed: dict[str, dict[TopicPartition, int]] = {}
+        for group_ids, describe_result, fetch_result in zip(
+            by_coordinator.values(), results[0::2], results[1::2], strict=True
+        ):
+            if isinstance(describe_result, BaseException):
+                for group_id in group_ids:
+                    poll.error(
+                        _error_kind(describe_result, ErrorKind.DESCRIBE_GROUP),
+                        describe_result,
+                        group=group_id,
+                    )
+            else:
+                described.update(describe_result)
+            if isinstance(fetch_result, BaseException):
+                failed.update(group_ids)
+                for group_id in group_ids:
+                    poll.error(
+                        _error_kind(fetch_result, ErrorKind.OFFSET_FETCH),
+                        fetch_result,
+                        group=group_id,
+                    )
+            else:
+                group_offsets, group_failures = fetch_result
+                committed.update(group_offsets)
+                failed.update(group_failures)
+
+        descriptions = {
+            group_id: described.get(group_id) or _from_listing(entry, coordinators.get(group_id))
+            for group_id, entry in listed.items()
+        }
+        return descriptions, committed, failed
+
+    async def _describe(
+        self, poll: Poll, node: int, group_ids: list[str]
+    ) -> dict[str, GroupDescription]:
+        response = await poll.send(DescribeGroupsRequest(groups=group_ids), node_id=node)
+        out: dict[str, GroupDescription] = {}
+        for group in response.groups:
+            error = Errors.for_code(group.error_code)
+            if error is not Errors.NoError:
+                # Kafka 4 answers GROUP_ID_NOT_FOUND for groups on the new
+                # consumer protocol; the ListGroups entry stands in for them.
+                if error is not Errors.GroupIdNotFoundError:
+                    poll.error(
+                        _error_kind(error(), ErrorKind.DESCRIBE_GROUP),
+                        error(),
+                        group=group.group_id,
+                    )
+                continue
+            out[group.group_id] = GroupDescription(
+                group_id=group.group_id,
+                state=group.group_state,
+                protocol_type=group.protocol_type or "",
+                protocol=group.protocol_data or "",
+                coordinator=node,
+                members=tuple(_member(m) for m in group.members),
+            )
+        return out
+
+    async def _fetch_offsets(
+        self, poll: Poll, node: int, group_ids: list[str]
+    ) -> tuple[dict[str, dict[TopicPartition, int]], set[str]]:
+        manager = self.connection.manager
+        offsets: dict[str, dict[TopicPartition, int]] = {}
+        failed: set[str] = set()
+        if manager.broker_version_data.api_version(OffsetFetchRequest) >= 8:
+            group_cls = OffsetFetchRequest.OffsetFetchRequestGroup
+            request = OffsetFetchRequest(
+                groups=[group_cls(group_id=g, topics=None) for g in group_ids],
+                require_stable=False,
+                min_version=8,
+                max_version=8,
+            )
+            response = await poll.send(request, node_id=node)
+            for group in response.groups:
+                parsed = _parse_offsets(poll, group.group_id, group.error_code, group.topics)
+                if parsed is None:
+                    failed.add(group.group_id)
+                else:
+                    offsets[group.group_id] = parsed
+            return offsets, failed
+
+        # Brokers before 3.0: one request per group, at most a few in flight
+        # per connection (kafka-python fails requests beyond its in-flight cap).
+        for start in range(0, len(group_ids), 4):
+            chunk = group_ids[start : start + 4]
+
+            def fetch(group_id: str) -> Callable[[], Awaitable[Any]]:
+                return lambda: poll.send(
+                    OffsetFetchRequest(
+                        group_id=group_id, topics=None, min_version=2, max_version=7
+                    ),
+                    node_id=node,
+                )
+
+            responses = await poll.gather(fetch(g) for g in chunk)
+            for group_id, response in zip(chunk, responses, strict=True):
+                if isinstance(response, BaseException):
+                    failed.add(group_id)
+                    poll.error(
+                        _error_kind(response, ErrorKind.OFFSET_FETCH), response, group=group_id
+                    )
+                    continue
+                parsed = _parse_offsets(poll, group_id, response.error_code, response.topics)
+                if parsed is None:
+                    failed.add(group_id)
+                else:
+                    offsets[group_id] = parsed
+        return offsets, failed
+
+    async def _list_offsets(
+        self, poll: Poll, leaders: dict[int, list[TopicPartition]]
+    ) -> dict[TopicPartition, PartitionOffsets]:
+        calls: list[Callable[[], Awaitable[Any]]] = []
+        nodes = sorted(leaders)
+        for node in nodes:
+            calls.append(_bind(self._list_offsets_on, poll, node, leaders[node], _LATEST))
+            calls.append(_bind(self._list_offsets_on, poll, node, leaders[node], _EARLIEST))
+        results = await poll.gather(calls)
+        read_at = time.time()
+        out: dict[TopicPartition, PartitionOffsets] = {}
+        for node, latest, earliest in zip(nodes, results[0::2], results[1::2], strict=True):
+            for result in (latest, earliest):
+                if isinstance(result, BaseException):
+                    poll.error(_error_kind(result, ErrorKind.LIST_OFFSETS), result, broker=node)
+            if isinstance(latest, BaseException):
+                continue  # without the log-end offset there is no lag to tell
+            starts = {} if isinstance(earliest, BaseException) else earliest
+            for tp, end in latest.items():
+                out[tp] = PartitionOffsets(starts.get(tp), end, read_at)
+        return out
+
+    async def _list_offsets_on(
+        self, poll: Poll, node: int, partitions: list[TopicPartition], spec: int
+    ) -> dict[TopicPartition, int]:
+        topic_cls = ListOffsetsRequest.ListOffsetsTopic
+        partition_cls = topic_cls.ListOffsetsPartition
+        by_topic: dict[str, list[Any]] = defaultdict(list)
+        for topic, partition in partitions:
+            by_topic[topic].append(partition_cls(partition_index=partition, timestamp=spec))
+        request = ListOffsetsRequest(
+            replica_id=-1,
+            isolation_level=0,  # read_uncommitted: the high watermark, as Kafka's tool shows
+            topics=[topic_cls(name=t, partitions=ps) for t, ps in by_topic.items()],
+            min_version=1,
+        )
+        response = await poll.send(request, node_id=node)
+        out: dict[TopicPartition, int] = {}
+        for topic in response.topics:
+            for p in topic.partitions:
+                error = Errors.for_code(p.error_code)
+                if error is not Errors.NoError:
+                    # Leader moved or topic deleted mid-poll: this partition only.
+                    if spec == _LATEST:
+                        poll.error(
+                            _error_kind(error(), ErrorKind.LIST_OFFSETS),
+                            f"{topic.name}-{p.partition_index}: {_describe(error())}",
+                            topic=topic.name,
+                        )
+                    continue
+                out[(topic.name, p.partition_index)] = p.offset
+        return out
+
+
+def _bind(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
+    return lambda: fn(*args)
+
+
+def _parse_offsets(
+    poll: Poll, group_id: str, error_code: int, topics: Any
+) -> dict[TopicPartition, int] | None:
+    error = Errors.for_code(error_code)
+    if error is not Errors.NoError:
+        poll.error(_error_kind(error(), ErrorKind.OFFSET_FETCH), error(), group=group_id)
+        return None
+    out: dict[TopicPartition, int] = {}
+    for topic in topics or ():
+        for p in topic.partitions:
+            if p.error_code:
+                part_error = Errors.for_code(p.error_code)()
+                poll.error(
+                    _error_kind(part_error, ErrorKind.OFFSET_FETCH),
+                    f"{topic.name}-{p.partition_index}: {_describe(part_error)}",
+                    group=group_id,
+                    topic=topic.name,
+                )
+                continue
+            out[(topic.name, p.partition_index)] = p.committed_offset
+    return out
+
+
+def _member(raw: Any) -> Member:
+    assignment: tuple[TopicPartition, ...] = ()
+    if raw.member_assignment:
+        try:
+            decoded = ConsumerProtocolAssignment.decode(raw.member_assignment)
+            assignment = tuple(
+                (topic, partition)
+                for topic, partitions in decoded.assigned_partitions
+                for partition in partitions
+            )
+        except Exception:  # a non-consumer protocol (e.g. Connect) has its own format
+            log.debug("cannot decode assignment of member %s", raw.member_id)
+    return Member(
+        member_id=raw.member_id,
+        client_id=raw.client_id,
+        host=raw.client_host.lstrip("/"),
+        instance_id=getattr(raw, "group_instance_id", None),
+        assignment=assignment,
+    )
+
+
+def _from_listing(entry: Any, coordinator: int | None) -> GroupDescription:
+    return GroupDescription(
+        group_id=entry.group_id,
+        state=getattr(entry, "group_state", None) or "Unknown",
+        protocol_type=entry.protocol_type or "",
+        protocol="",
+        coordinator=coordinator,
+        members=(),
+        described=False,
+    )
+
+
+def _unreached(
+    cluster: str,
+    started_at: float,
+    duration: float,
+    error: PollError,
+    requests: dict[str, int] | None = None,
+) -> PollResult:
+    return PollResult(
+        cluster=cluster,
+        started_at=started_at,
+        duration=duration,
+        reached=False,
+        brokers=0,
+        topics={},
+        partition_offsets={},
+        groups={},
+        committed={},
+        failed_groups=frozenset(),
+        failed_topics=frozenset(),
+        topics_complete=False,
+        groups_complete=False,
+        errors=(error,),
+        requests=requests or {},
+    )

@@ -1,0 +1,30 @@
+"""Offset lag of one partition, with every edge case decided in one place."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Lag(NamedTuple):
+    lag: int | None  # None: nothing to report (no commit, or log-end unknown)
+    lost_to_retention: int  # messages deleted before the group consumed them
+
+
+def partition_lag(committed: int | None, log_start: int | None, log_end: int | None) -> Lag:
+    """lag = log_end - committed, never negative, counting only what still exists.
+
+    - no committed offset (None or Kafka's -1): no lag at all, not -1 and not
+      the whole log, because the group's position is unknown until it commits;
+    - committed above log-end: the two reads raced (the commit was read after
+      new messages were consumed); the group is caught up, lag 0;
+    - committed below log-start: retention deleted messages before the group
+      read them; they can never be consumed, so they are reported apart as
+      lost, and lag counts what is still in the log.
+    """
+    if committed is None or committed < 0 or log_end is None or log_end < 0:
+        return Lag(None, 0)
+    if committed >= log_end:
+        return Lag(0, 0)
+    if log_start is not None and 0 <= log_start <= log_end and committed < log_start:
+        return Lag(log_end - log_start, log_start - committed)
+    return Lag(log_end - committed, 0)
