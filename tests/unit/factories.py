@@ -62,11 +62,15 @@ def view_of(
     previous: ClusterView | None = None,
     *,
     max_staleness: float = 60.0,
-    topic_filter: NameFilter = NameFilter(),
+    topic_filter: NameFilter | None = None,
 ) -> ClusterView:
     health = next_health(previous.health if previous else None, p)
     view, _ = build_view(
-        p, previous, labels={}, topic_filter=topic_filter, max_staleness=max_staleness,
+        p,
+        previous,
+        labels={},
+        topic_filter=topic_filter or NameFilter(),
+        max_staleness=max_staleness,
         health=health,
     )
     return view

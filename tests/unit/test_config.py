@@ -56,7 +56,9 @@ def test_defaults_alone_poll_localhost() -> None:
 
 
 def test_flag_beats_environment_beats_file() -> None:
-    env = Overrides.from_env({"LAG_EXPORTER_POLL_INTERVAL": "7s", "LAG_EXPORTER_LOG_LEVEL": "debug"})
+    env = Overrides.from_env(
+        {"LAG_EXPORTER_POLL_INTERVAL": "7s", "LAG_EXPORTER_LOG_LEVEL": "debug"}
+    )
     flags = Overrides(poll_interval="3s")
     settings = parse_settings({"poll_interval": "20s"}, flags.over(env))
     assert settings.clusters[0].poll_interval == 3.0
@@ -75,28 +77,51 @@ def test_flag_beats_environment_beats_file() -> None:
             "clusters[0].kafka.bootstrap.server: unknown key",
         ),
         (
-            {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1"},
-                           "groups": {"allow": ["(unclosed"]}}]},
+            {
+                "clusters": [
+                    {
+                        "name": "a",
+                        "kafka": {"bootstrap.servers": "x:1"},
+                        "groups": {"allow": ["(unclosed"]},
+                    }
+                ]
+            },
             "clusters[0].groups.allow[0]: invalid regular expression",
         ),
         (
-            {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1",
-                                                   "request.timeout.ms": "fast"}}]},
+            {
+                "clusters": [
+                    {
+                        "name": "a",
+                        "kafka": {"bootstrap.servers": "x:1", "request.timeout.ms": "fast"},
+                    }
+                ]
+            },
             "clusters[0].kafka.request.timeout.ms: expected a positive integer",
         ),
         (
-            {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1",
-                                                   "security.protocol": "TLS"}}]},
+            {
+                "clusters": [
+                    {"name": "a", "kafka": {"bootstrap.servers": "x:1", "security.protocol": "TLS"}}
+                ]
+            },
             "clusters[0].kafka.security.protocol: expected one of",
         ),
         (
-            {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1"},
-                           "labels": {"topic": "x"}}]},
+            {
+                "clusters": [
+                    {"name": "a", "kafka": {"bootstrap.servers": "x:1"}, "labels": {"topic": "x"}}
+                ]
+            },
             "clusters[0].labels.topic: reserved",
         ),
         (
-            {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1"}},
-                          {"name": "a", "kafka": {"bootstrap.servers": "y:1"}}]},
+            {
+                "clusters": [
+                    {"name": "a", "kafka": {"bootstrap.servers": "x:1"}},
+                    {"name": "a", "kafka": {"bootstrap.servers": "y:1"}},
+                ]
+            },
             "used twice",
         ),
         ({"listen_address": "9308"}, "listen_address: expected HOST:PORT"),
@@ -116,10 +141,14 @@ def test_secrets_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("KAFKA_PASSWORD", "from-env")
     doc = {
         "clusters": [
-            {"name": "a", "kafka": {"bootstrap.servers": "x:1",
-                                    "sasl.password": {"file": str(secret_file)}}},
-            {"name": "b", "kafka": {"bootstrap.servers": "x:1",
-                                    "sasl.password": {"env": "KAFKA_PASSWORD"}}},
+            {
+                "name": "a",
+                "kafka": {"bootstrap.servers": "x:1", "sasl.password": {"file": str(secret_file)}},
+            },
+            {
+                "name": "b",
+                "kafka": {"bootstrap.servers": "x:1", "sasl.password": {"env": "KAFKA_PASSWORD"}},
+            },
         ]
     }
     a, b = parse_settings(doc).clusters
@@ -128,18 +157,27 @@ def test_secrets_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_jaas_config_supplies_username_and_password() -> None:
-    jaas = ('org.apache.kafka.common.security.scram.ScramLoginModule required '
-            'username="mon" password="p@ss";')
-    doc = {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1",
-                                                "sasl.jaas.config": jaas}}]}
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="mon" password="p@ss";'
+    )
+    doc = {
+        "clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1", "sasl.jaas.config": jaas}}]
+    }
     kwargs = parse_settings(doc).clusters[0].client_kwargs()
     assert kwargs["sasl_plain_username"] == "mon"
     assert kwargs["sasl_plain_password"] == "p@ss"
 
 
 def test_missing_secret_env_is_named() -> None:
-    doc = {"clusters": [{"name": "a", "kafka": {"bootstrap.servers": "x:1",
-                                                "sasl.password": {"env": "NOPE_NOT_SET"}}}]}
+    doc = {
+        "clusters": [
+            {
+                "name": "a",
+                "kafka": {"bootstrap.servers": "x:1", "sasl.password": {"env": "NOPE_NOT_SET"}},
+            }
+        ]
+    }
     with pytest.raises(ConfigError, match="NOPE_NOT_SET is not set"):
         parse_settings(doc)
 
@@ -160,14 +198,18 @@ def test_missing_file_and_bad_yaml_name_the_file(tmp_path: Path) -> None:
         load_settings(bad)
 
 
-def test_validate_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_config_command_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.yml"
     good.write_text("clusters:\n  - name: a\n    kafka:\n      bootstrap.servers: x:9092\n")
     assert main(["validate-config", str(good)]) == 0
     assert "valid" in capsys.readouterr().out
     bad = tmp_path / "bad.yml"
-    bad.write_text("clusters:\n  - name: a\n    kafka:\n      bootstrap.servers: x:9092\n"
-                   "    groups:\n      allow: ['[']\n")
+    bad.write_text(
+        "clusters:\n  - name: a\n    kafka:\n      bootstrap.servers: x:9092\n"
+        "    groups:\n      allow: ['[']\n"
+    )
     assert main(["validate-config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "clusters[0].groups.allow[0]" in err and "invalid regular expression" in err

@@ -30,11 +30,27 @@ def find(all_samples: dict, name: str, **labels: str) -> float | None:
 
 def test_kafka_exporter_names_with_cluster_label() -> None:
     c = member("consumer-1", ("orders", 0), ("orders", 1))
-    v = view_of(poll(T0, topics=ORDERS, ends=ENDS, groups=[group("g", c)],
-                     committed={"g": {("orders", 0): 60}}))
+    v = view_of(
+        poll(
+            T0,
+            topics=ORDERS,
+            ends=ENDS,
+            groups=[group("g", c)],
+            committed={"g": {("orders", 0): 60}},
+        )
+    )
     s = samples([v])
-    assert find(s, "kafka_consumergroup_lag", cluster="c1", consumergroup="g", topic="orders",
-                partition="0") == 40
+    assert (
+        find(
+            s,
+            "kafka_consumergroup_lag",
+            cluster="c1",
+            consumergroup="g",
+            topic="orders",
+            partition="0",
+        )
+        == 40
+    )
     # Never committed: no lag series at all, and counted.
     assert find(s, "kafka_consumergroup_lag", partition="1") is None
     assert find(s, "kafka_consumergroup_uncommitted_partitions", consumergroup="g") == 1
@@ -48,10 +64,11 @@ def test_kafka_exporter_names_with_cluster_label() -> None:
     assert find(s, "kafka_topic_partition_current_offset", topic="orders", partition="1") == 50
     assert find(s, "kafka_topic_partition_oldest_offset", topic="orders", partition="1") == 20
     assert find(s, "kafka_brokers", cluster="c1") == 1
-    assert find(s, "kafka_consumergroup_member_assigned_partitions",
-                client_id="consumer-1") == 2
-    assert find(s, "kafka_consumergroup_partition_assignment", partition="1",
-                client_id="consumer-1") == 1
+    assert find(s, "kafka_consumergroup_member_assigned_partitions", client_id="consumer-1") == 2
+    assert (
+        find(s, "kafka_consumergroup_partition_assignment", partition="1", client_id="consumer-1")
+        == 1
+    )
     assert find(s, "lag_exporter_cluster_up", cluster="c1") == 1
     assert find(s, "lag_exporter_poll_kafka_requests", api="Metadata") == 1
     assert find(s, "lag_exporter_polls_total", result="success") == 1
@@ -59,8 +76,9 @@ def test_kafka_exporter_names_with_cluster_label() -> None:
 
 
 def test_series_of_vanished_groups_and_topics_are_gone_next_render() -> None:
-    first = view_of(poll(T0, topics=ORDERS, ends=ENDS, groups=[group("g")],
-                         committed={"g": {("orders", 0): 1}}))
+    first = view_of(
+        poll(T0, topics=ORDERS, ends=ENDS, groups=[group("g")], committed={"g": {("orders", 0): 1}})
+    )
     assert find(samples([first]), "kafka_consumergroup_lag", consumergroup="g") == 99
     second = view_of(poll(T0 + 15), first)
     s = samples([second])
@@ -69,8 +87,9 @@ def test_series_of_vanished_groups_and_topics_are_gone_next_render() -> None:
 
 
 def test_retention_loss_is_reported_apart_from_lag() -> None:
-    v = view_of(poll(T0, topics=ORDERS, ends=ENDS, groups=[group("g")],
-                     committed={"g": {("orders", 1): 5}}))
+    v = view_of(
+        poll(T0, topics=ORDERS, ends=ENDS, groups=[group("g")], committed={"g": {("orders", 1): 5}})
+    )
     s = samples([v])
     assert find(s, "kafka_consumergroup_lag", partition="1") == 30
     assert find(s, "kafka_consumergroup_retention_lost_messages", topic="orders") == 15

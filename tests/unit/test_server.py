@@ -18,8 +18,15 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[Published]]]:
-    view = view_of(poll(T0, topics={"t": 1}, ends={("t", 0): (0, 9)}, groups=[group("g")],
-                        committed={"g": {("t", 0): 4}}))
+    view = view_of(
+        poll(
+            T0,
+            topics={"t": 1},
+            ends={("t", 0): (0, 9)},
+            groups=[group("g")],
+            committed={"g": {("t", 0): 4}},
+        )
+    )
     current = [Published((view,), render([view]), render_groups([view]), ready=False)]
     srv = HttpServer("127.0.0.1", 0, lambda: current[0])
     srv.start()
