@@ -78,6 +78,22 @@ def build_view(
             description, {}, poll, topics, topic_filter, before, notices, young
         )
 
+    if previous is not None and poll.topics_complete:
+        for topic in sorted(set(previous.topics) - set(topics)):
+            holders = sorted(
+                g.group_id
+                for g in previous.groups.values()
+                if any(p.topic == topic for p in g.partitions)
+            )
+            notices.append(
+                PollError(
+                    ErrorKind.TOPIC_DELETED,
+                    f"topic {topic!r} no longer exists; dropping its series"
+                    + (f" (groups with offsets on it: {', '.join(holders)})" if holders else ""),
+                    topic=topic,
+                )
+            )
+
     view = ClusterView(
         cluster=poll.cluster,
         labels=labels,
@@ -169,18 +185,17 @@ def _group_view(
             )
         )
 
-    if before is not None:
-        had = {p.topic for p in before.partitions}
-        for topic in sorted(deleted_topics & had):
-            notices.append(
-                PollError(
-                    ErrorKind.TOPIC_DELETED,
-                    f"topic {topic!r} no longer exists; dropping the offsets group "
-                    f"{description.group_id!r} still holds for it",
-                    group=description.group_id,
-                    topic=topic,
-                )
+    had = {p.topic for p in before.partitions} if before is not None else deleted_topics
+    for topic in sorted(deleted_topics & had):
+        notices.append(
+            PollError(
+                ErrorKind.TOPIC_DELETED,
+                f"group {description.group_id!r} holds offsets for topic {topic!r}, "
+                "which no longer exists; not reporting them",
+                group=description.group_id,
+                topic=topic,
             )
+        )
 
     return GroupView(
         group_id=description.group_id,

@@ -139,8 +139,9 @@ def test_deleted_topic_drops_rows_and_says_so_once() -> None:
     )
     assert {r.topic for r in second.groups["g"].partitions} == {"orders"}
     assert "gone" not in second.topics
-    assert [n.topic for n in notices] == ["gone"]
-    assert notices[0].kind == ErrorKind.TOPIC_DELETED
+    assert [n.topic for n in notices] == ["gone", "gone"]
+    assert {n.kind for n in notices} == {ErrorKind.TOPIC_DELETED}
+    assert any("topic 'gone' no longer exists" in n.message and "g" in n.message for n in notices)
     _, again = build_view(
         second_poll, second, labels={}, topic_filter=NameFilter(), max_staleness=60, health=health
     )
