@@ -7,6 +7,7 @@ names, so tests share the broker without seeing each other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -158,10 +159,8 @@ class Kafka:
 
     def close(self) -> None:
         for close in reversed(self._closers):
-            try:
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:
-                pass
 
 
 @pytest.fixture
