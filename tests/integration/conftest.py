@@ -28,6 +28,7 @@ import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,10 +128,18 @@ class Kafka:
 
     def commit(self, group: str, offsets: dict[tuple[str, int], int]) -> None:
         """Commit offsets for a group that has no live members (admin API)."""
-        result = self.admin.alter_group_offsets(
-            group,
-            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()},
-        )
+        offsets_and_metadata = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
+        }
+
+        def attempt() -> dict[Any, Any] | None:
+            # A fresh broker creates its offsets topic on first use: retry meanwhile.
+            try:
+                return self.admin.alter_group_offsets(group, offsets_and_metadata)  # type: ignore[no-any-return]
+            except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+                return None
+
+        result = wait_until(attempt, what=f"commit for {group}")
         assert all(err.__name__ == "NoError" for err in result.values()), result
 
     def consumer(self, group: str, *topics: str, **configs: Any) -> KafkaConsumer:
