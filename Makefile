@@ -1,0 +1,41 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+# Core integration tests also run against the last Kafka 3.x release.
+KAFKA_3_VERSION ?= 3.9.1
+CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py \
+             tests/integration/test_recovery.py
+
+.PHONY: demo test install install-system lint unit integration integration-kafka3 clean
+
+# Java 17 and Maven run the local Kafka broker (jars from Maven Central).
+install-system:
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+
+install: install-system
+	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
+
+demo: install
+	$(PYTHON) -m localkafka.demo
+
+lint:
+	$(PYTHON) -m ruff check lag_exporter localkafka tests
+	$(PYTHON) -m ruff format --check lag_exporter localkafka tests
+	$(PYTHON) -m mypy
+
+unit:
+	$(PYTHON) -m pytest -q tests/unit
+
+integration:
+	$(PYTHON) -m localkafka fetch
+	$(PYTHON) -m pytest -q tests/integration
+
+integration-kafka3:
+	LAG_EXPORTER_KAFKA_VERSION=$(KAFKA_3_VERSION) $(PYTHON) -m localkafka fetch
+	LAG_EXPORTER_KAFKA_VERSION=$(KAFKA_3_VERSION) $(PYTHON) -m pytest -q $(CORE_TESTS)
+
+test: install lint unit integration integration-kafka3
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
