@@ -242,7 +242,7 @@ class Collector:
             return lambda: poll.send(ListGroupsRequest(), node_id=node)
 
         responses = await poll.gather(list_on(b) for b in brokers)
-        groups: dict[str, Any] = {}
+        listings: list[list[Any]] = []
         complete = True
         for node, response in zip(brokers, responses, strict=True):
             if isinstance(response, BaseException):
@@ -254,12 +254,8 @@ class Collector:
                 complete = False
                 poll.error(_error_kind(error(), ErrorKind.LIST_GROUPS), error(), broker=node)
                 continue
-            for entry in response.groups:
-                # While a coordinator moves, two brokers may list the same
-                # group; the first answer is as good as the second.
-                if self.cluster.groups.accepts(entry.group_id):
-                    groups.setdefault(entry.group_id, entry)
-        return groups, complete
+            listings.append(list(response.groups))
+        return merge_listings(listings, self.cluster.groups.accepts), complete
 
     async def _find_coordinators(self, poll: Poll, group_ids: list[str]) -> dict[str, int]:
         if not group_ids:
@@ -477,6 +473,23 @@ class Collector:
                     continue
                 out[(topic.name, p.partition_index)] = p.offset
         return out
+
+
+def merge_listings(
+    listings: Iterable[Iterable[Any]], accepts: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Group id -> ListGroups entry over all brokers' answers, filtered.
+
+    While a coordinator moves, two brokers may list the same group; the
+    first answer is as good as the second, and listing it twice must not
+    fail the poll (as it does kafka_exporter's and KMinion's scrapes).
+    """
+    groups: dict[str, Any] = {}
+    for listing in listings:
+        for entry in listing:
+            if entry.group_id not in groups and accepts(entry.group_id):
+                groups[entry.group_id] = entry
+    return groups
 
 
 def _bind(fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
