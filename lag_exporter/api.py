@@ -32,6 +32,11 @@ def _partition(p: PartitionLag) -> dict[str, Any]:
         "client_id": p.member.client_id if p.member else None,
         "host": p.member.host if p.member else None,
         "stale": p.stale,
+        "lag_seconds": p.lag_seconds,
+        "lag_seconds_lower_bound": p.lag_seconds_lower_bound,
+        "lag_seconds_exact": p.lag_seconds_exact,
+        "status": str(p.status) if p.status is not None else None,
+        "consumption_rate": p.consumption_rate,
     }
 
 
@@ -43,11 +48,17 @@ def group_document(g: GroupView) -> dict[str, Any]:
         "protocol": g.protocol,
         "coordinator": g.coordinator,
         "members": [_member(m) for m in g.members] if g.members_known else None,
+        "status": str(g.status) if g.status is not None else None,
         "max_lag": g.max_lag,
+        "max_lag_seconds": g.max_lag_seconds,
         "total_lag": sum(p.lag for p in g.partitions if p.lag is not None),
         "uncommitted_partitions": g.uncommitted_partitions,
         "stale": g.stale,
         "read_at": g.read_at,
+        "topics": {
+            topic: {"consumption_rate": r.consumption_rate, "catchup_seconds": r.catchup_seconds}
+            for topic, r in g.topic_rates.items()
+        },
         "partitions": [_partition(p) for p in g.partitions],
     }
 

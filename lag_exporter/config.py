@@ -108,6 +108,23 @@ _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True, slots=True)
+class LagSecondsConfig:
+    history_size: int = 240  # (time, log-end) points kept per partition
+    # Groups whose lag in seconds is read from the record at the committed
+    # offset rather than estimated; None: no group.
+    exact_groups: NameFilter | None = None
+    exact_max_fetches: int = 200  # record reads per poll, at most
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    allowed_lag: int = 2
+    window: float = 600.0
+    stop_after: float = 300.0
+    stop_after_max: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     name: str
     kafka: Mapping[str, str | int | bool | Secret]
@@ -117,6 +134,9 @@ class ClusterConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     poll_timeout: float = 30.0
     include_internal_topics: bool = False
+    lag_seconds: LagSecondsConfig = field(default_factory=LagSecondsConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    rate_window: float = 300.0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -151,6 +171,8 @@ class Settings:
     max_staleness: float = 60.0
     log_level: str = "info"
     log_format: str = "text"
+    state_dir: Path | None = None
+    state_interval: float = 60.0
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
@@ -326,6 +348,9 @@ _CLUSTER_KEYS = (
     "poll_interval",
     "poll_timeout",
     "include_internal_topics",
+    "lag_seconds",
+    "status",
+    "rate_window",
 )
 _TOP_KEYS = (
     "clusters",
@@ -335,9 +360,58 @@ _TOP_KEYS = (
     "listen_address",
     "log_level",
     "log_format",
+    "state_dir",
+    "state_interval",
 )
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("text", "json")
+
+
+def _positive_int(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _lag_seconds(value: object, key: str) -> LagSecondsConfig:
+    if value is None:
+        return LagSecondsConfig()
+    mapping = _expect_mapping(value, key)
+    _check_keys(mapping, ("history_size", "exact", "exact_max_fetches"), key)
+    exact = mapping.get("exact", False)
+    exact_groups: NameFilter | None
+    if exact is False:
+        exact_groups = None
+    elif exact is True:
+        exact_groups = NameFilter()
+    else:
+        exact_groups = NameFilter(allow=_compile_patterns(exact, f"{key}.exact"))
+    return LagSecondsConfig(
+        history_size=_positive_int(mapping.get("history_size", 240), f"{key}.history_size"),
+        exact_groups=exact_groups,
+        exact_max_fetches=_positive_int(
+            mapping.get("exact_max_fetches", 200), f"{key}.exact_max_fetches"
+        ),
+    )
+
+
+def _status(value: object, key: str) -> StatusConfig:
+    if value is None:
+        return StatusConfig()
+    mapping = _expect_mapping(value, key)
+    _check_keys(mapping, ("allowed_lag", "window", "stop_after", "stop_after_max"), key)
+    allowed = mapping.get("allowed_lag", 2)
+    if isinstance(allowed, bool) or not isinstance(allowed, int) or allowed < 0:
+        raise ConfigError(f"{key}.allowed_lag: expected a non-negative integer, got {allowed!r}")
+    config = StatusConfig(
+        allowed_lag=allowed,
+        window=parse_duration(mapping.get("window", 600), f"{key}.window"),
+        stop_after=parse_duration(mapping.get("stop_after", 300), f"{key}.stop_after"),
+        stop_after_max=parse_duration(mapping.get("stop_after_max", 1800), f"{key}.stop_after_max"),
+    )
+    if config.stop_after_max < config.stop_after:
+        raise ConfigError(f"{key}.stop_after_max: must not be less than stop_after")
+    return config
 
 
 def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float) -> ClusterConfig:
@@ -363,6 +437,9 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         if "poll_timeout" in mapping
         else poll_timeout,
         include_internal_topics=internal,
+        lag_seconds=_lag_seconds(mapping.get("lag_seconds"), f"{key}.lag_seconds"),
+        status=_status(mapping.get("status"), f"{key}.status"),
+        rate_window=parse_duration(mapping.get("rate_window", 300), f"{key}.rate_window"),
     )
 
 
@@ -462,10 +539,13 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         if names.count(name) > 1:
             raise ConfigError(f"clusters: the name {name!r} is used twice; names must be unique")
 
+    state_dir = mapping.get("state_dir")
     return Settings(
         clusters=tuple(clusters),
         listen_address=listen,
         max_staleness=max_staleness,
+        state_dir=Path(_expect_str(state_dir, "state_dir")) if state_dir is not None else None,
+        state_interval=parse_duration(mapping.get("state_interval", 60), "state_interval"),
         log_level=_choice(
             overrides.log_level or mapping.get("log_level", "info"), _LOG_LEVELS, "log_level"
         ),

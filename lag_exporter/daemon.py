@@ -15,14 +15,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from . import history as history_store
 from .api import render_groups
 from .config import ClusterConfig, Settings
 from .health import next_health, poll_outcome
+from .history import History
 from .kafka import Collector
 from .metrics import Exposition, render
 from .model import ClusterView, PollResult
-from .view import build_view
+from .status import StatusRules
+from .view import Derivation, build_view
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +77,34 @@ class ClusterPoller:
         store: Store,
         max_staleness: float,
         collector_factory: Callable[[ClusterConfig], Collector] = Collector,
+        state_dir: Path | None = None,
+        state_interval: float = 60.0,
     ) -> None:
         self.cluster = cluster
         self.store = store
         self.max_staleness = max_staleness
         self.collector = collector_factory(cluster)
+        self.history = History(
+            size=cluster.lag_seconds.history_size,
+            window=cluster.status.window,
+        )
+        self.derive = Derivation(
+            self.history,
+            StatusRules(
+                allowed_lag=cluster.status.allowed_lag,
+                window=cluster.status.window,
+                stop_after=cluster.status.stop_after,
+                stop_after_max=cluster.status.stop_after_max,
+            ),
+            rate_window=cluster.rate_window,
+        )
+        self.state_path = (
+            history_store.state_path(state_dir, cluster.name) if state_dir is not None else None
+        )
+        self.state_interval = state_interval
+        self._saved_at = time.monotonic()
+        if self.state_path is not None:
+            history_store.load(self.history, cluster.name, self.state_path)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"poller-{cluster.name}", daemon=True
@@ -94,12 +121,33 @@ class ClusterPoller:
         self._stop.set()
         self._thread.join(timeout)
         self.collector.close()
+        self.save_history()
+
+    def save_history(self) -> None:
+        if self.state_path is None:
+            return
+        try:
+            history_store.save(self.history, self.cluster.name, self.state_path)
+        except OSError as exc:
+            log.warning("cluster %s: cannot write %s: %s", self.cluster.name, self.state_path, exc)
+        self._saved_at = time.monotonic()
 
     def poll_once(self) -> ClusterView:
         poll = self.collector.poll()
         return self.publish(poll)
 
     def publish(self, poll: PollResult) -> ClusterView:
+        known = self.history.cluster_id
+        if poll.cluster_id and known and known != poll.cluster_id:
+            log.warning(
+                "cluster %s: saved lag history belongs to Kafka cluster %s, this is %s; "
+                "starting afresh",
+                self.cluster.name,
+                known,
+                poll.cluster_id,
+            )
+            self.history.ends.clear()
+            self.history.commits.clear()
         previous = self.store.view(self.cluster.name)
         health = next_health(previous.health if previous else None, poll)
         view, notices = build_view(
@@ -109,7 +157,16 @@ class ClusterPoller:
             topic_filter=self.cluster.topics,
             max_staleness=self.max_staleness,
             health=health,
+            derive=self.derive,
         )
+        for tp in self.history.resets:
+            log.info(
+                "cluster %s: offsets of %s-%d went backwards (topic re-created?); "
+                "its lag history starts afresh",
+                self.cluster.name,
+                tp[0],
+                tp[1],
+            )
         self.store.update(view)
         self._log(poll)
         for notice in notices:
@@ -157,6 +214,11 @@ class ClusterPoller:
                 self.poll_once()
             except Exception:  # never let one bad poll end the loop
                 log.exception("cluster %s: unexpected error in poll", self.cluster.name)
+            if (
+                self.state_path is not None
+                and time.monotonic() - self._saved_at >= self.state_interval
+            ):
+                self.save_history()
             delay = self.cluster.poll_interval - (time.monotonic() - started)
             self._stop.wait(max(0.0, delay))
 
@@ -166,7 +228,14 @@ class Daemon:
         self.settings = settings
         self.store = Store([c.name for c in settings.clusters])
         self.pollers = [
-            ClusterPoller(c, self.store, settings.max_staleness) for c in settings.clusters
+            ClusterPoller(
+                c,
+                self.store,
+                settings.max_staleness,
+                state_dir=settings.state_dir,
+                state_interval=settings.state_interval,
+            )
+            for c in settings.clusters
         ]
 
     def start(self) -> None:

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import __version__
 from .model import ClusterView
+from .status import STATUS_CODES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -183,8 +184,22 @@ def _topics(f: _Families, view: ClusterView, base: list[str]) -> None:
         "Log-start offset of the partition (oldest offset still in the log).",
         ["topic", "partition"],
     )
+    produced = f.gauge(
+        "kafka_topic_messages_in_per_second",
+        "Messages produced per second into the topic, from log-end offsets over rate_window.",
+        ["topic"],
+    )
+    produced_partition = f.gauge(
+        "kafka_topic_partition_messages_in_per_second",
+        "Messages produced per second into the partition, from log-end offsets over rate_window.",
+        ["topic", "partition"],
+    )
     for topic in view.topics.values():
         partitions.add_metric([*base, topic.topic], topic.partitions)
+        if topic.production_rate is not None:
+            produced.add_metric([*base, topic.topic], topic.production_rate)
+        for partition, rate in topic.partition_rates.items():
+            produced_partition.add_metric([*base, topic.topic, str(partition)], rate)
         for partition, offsets in topic.offsets.items():
             labels = [*base, topic.topic, str(partition)]
             if offsets.log_end is not None:
@@ -261,9 +276,61 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
         [*tp_labels, "member_id", "client_id", "host"],
     )
 
+    lag_seconds = f.gauge(
+        "kafka_consumergroup_lag_seconds",
+        "Age of the oldest unconsumed message of the partition, estimated from the history "
+        "of log-end offsets (or read from the record in exact mode); accurate to one poll "
+        "interval. 0 when caught up.",
+        tp_labels,
+    )
+    lower_bound = f.gauge(
+        "kafka_consumergroup_lag_seconds_is_lower_bound",
+        "1 where the committed offset is older than the history kept, so lag_seconds is "
+        "only a minimum (the age of the oldest point).",
+        tp_labels,
+    )
+    max_lag_seconds = f.gauge(
+        "kafka_consumergroup_max_lag_seconds",
+        "Largest lag in seconds over the group's partitions.",
+        group_labels,
+    )
+    status = f.gauge(
+        "kafka_consumergroup_status",
+        "Status of the group on the partition (label status: OK, WARN, STOP, STALL, REWIND); "
+        "the value is its code: OK=1 WARN=2 ERR=3 STOP=4 STALL=5 REWIND=6.",
+        [*tp_labels, "status"],
+    )
+    group_status = f.gauge(
+        "kafka_consumergroup_group_status",
+        "Status of the group (OK, WARN, ERR); the value is its code: OK=1 WARN=2 ERR=3.",
+        [*group_labels, "status"],
+    )
+    consumed = f.gauge(
+        "kafka_consumergroup_messages_consumed_per_second",
+        "Messages the group commits per second on the topic, from committed offsets over "
+        "rate_window.",
+        topic_labels,
+    )
+    catchup = f.gauge(
+        "kafka_consumergroup_catchup_seconds",
+        "Estimated time for the group to consume its lag on the topic: lag / (consumption "
+        "rate - production rate). Absent when the group is not catching up.",
+        topic_labels,
+    )
+
     for group in view.groups.values():
         g = [*base, group.group_id]
         state.add_metric([*g, group.state], 1)
+        if group.status is not None:
+            group_status.add_metric([*g, str(group.status)], STATUS_CODES[group.status])
+        worst_seconds = group.max_lag_seconds
+        if worst_seconds is not None:
+            max_lag_seconds.add_metric(g, worst_seconds)
+        for topic, rates in group.topic_rates.items():
+            if rates.consumption_rate is not None:
+                consumed.add_metric([*g, topic], rates.consumption_rate)
+            if rates.catchup_seconds is not None:
+                catchup.add_metric([*g, topic], rates.catchup_seconds)
         info.add_metric([*g, group.protocol_type, group.protocol, str(group.coordinator or "")], 1)
         stale.add_metric(g, 1 if group.stale else 0)
         uncommitted.add_metric(g, group.uncommitted_partitions)
@@ -284,6 +351,12 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
             if p.lag is not None:
                 lag.add_metric(labels, p.lag)
                 per_topic[0] += p.lag
+            if p.lag_seconds is not None:
+                lag_seconds.add_metric(labels, p.lag_seconds)
+                if p.lag_seconds_lower_bound:
+                    lower_bound.add_metric(labels, 1)
+            if p.status is not None:
+                status.add_metric([*labels, str(p.status)], STATUS_CODES[p.status])
             per_topic[2] += p.lost_to_retention
             if p.member is not None:
                 assignment.add_metric(

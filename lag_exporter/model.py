@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from .status import Status
+
 # (topic, partition): a plain tuple, because there are up to hundreds of
 # thousands of them per poll and tuples are the cheapest hashable pair.
 TopicPartition = tuple[str, int]
@@ -26,6 +28,7 @@ class ErrorKind(StrEnum):
     OFFSET_FETCH = "offset_fetch"
     AUTHORIZATION = "authorization"
     LIST_OFFSETS = "list_offsets"
+    FETCH = "fetch"  # reading record timestamps for exact lag seconds
     TIMEOUT = "timeout"
     TOPIC_DELETED = "topic_deleted"
 
@@ -93,6 +96,10 @@ class PollResult:
     groups_complete: bool
     errors: tuple[PollError, ...]
     requests: dict[str, int]
+    cluster_id: str | None = None
+    # (topic, partition, offset) -> timestamp (seconds) of the record at that
+    # offset, read for groups in exact lag-seconds mode.
+    record_timestamps: dict[tuple[str, int, int], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,18 @@ class PartitionLag:
     lost_to_retention: int  # messages deleted by retention before being consumed
     member: Member | None
     stale: bool  # carried over from an earlier poll
+    lag_seconds: float | None = None
+    # True: the committed offset is older than the history, lag_seconds is a minimum.
+    lag_seconds_lower_bound: bool = False
+    lag_seconds_exact: bool = False  # from the record's own timestamp
+    status: Status | None = None
+    consumption_rate: float | None = None  # committed messages per second
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTopicRates:
+    consumption_rate: float | None  # messages per second, summed over partitions
+    catchup_seconds: float | None  # None: not catching up, or unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +140,18 @@ class GroupView:
     uncommitted_partitions: int
     stale: bool
     read_at: float  # wall clock when its offsets were last read successfully
+    status: Status | None = None
+    topic_rates: dict[str, GroupTopicRates] = field(default_factory=dict)
 
     @property
     def max_lag(self) -> int | None:
         lags = [p.lag for p in self.partitions if p.lag is not None]
         return max(lags) if lags else None
+
+    @property
+    def max_lag_seconds(self) -> float | None:
+        values = [p.lag_seconds for p in self.partitions if p.lag_seconds is not None]
+        return max(values) if values else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +159,8 @@ class TopicView:
     topic: str
     partitions: int
     offsets: dict[int, PartitionOffsets]
+    production_rate: float | None = None  # messages per second, all partitions
+    partition_rates: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

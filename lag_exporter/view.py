@@ -10,14 +10,17 @@ silently old.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from .config import NameFilter
+from .history import History
 from .lag import partition_lag
 from .model import (
     ClusterHealth,
     ClusterView,
     ErrorKind,
     GroupDescription,
+    GroupTopicRates,
     GroupView,
     Member,
     PartitionLag,
@@ -27,9 +30,20 @@ from .model import (
     TopicPartition,
     TopicView,
 )
+from .status import StatusRules, group_status, partition_status
+from .timelag import time_lag
 
 # Groups in this state have no members and no offsets to report.
 _GONE_STATES = frozenset({"Dead"})
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """How time lag, status and rates are derived from a cluster's history."""
+
+    history: History
+    status_rules: StatusRules = field(default_factory=StatusRules)
+    rate_window: float = 300.0
 
 
 def build_view(
@@ -40,14 +54,26 @@ def build_view(
     topic_filter: NameFilter,
     max_staleness: float,
     health: ClusterHealth,
+    derive: Derivation | None = None,
 ) -> tuple[ClusterView, list[PollError]]:
-    """Returns the view and notices worth one log line (topics deleted under a group)."""
+    """Returns the view and notices worth one log line (topics deleted under a group).
+
+    With `derive`, the poll's offsets are added to the cluster's history and
+    each row gets its lag in seconds, status and rates from it.
+    """
     now = poll.started_at
 
     def young(read_at: float) -> bool:
         return now - read_at <= max_staleness
 
-    topics = _topic_views(poll, previous, young)
+    if derive is not None:
+        derive.history.resets.clear()
+        if poll.cluster_id:
+            derive.history.cluster_id = poll.cluster_id
+        for tp, read in poll.partition_offsets.items():
+            if read.log_end is not None:
+                derive.history.add_end(tp, read.read_at, read.log_end)
+    topics = _topic_views(poll, previous, young, derive)
     notices: list[PollError] = []
     groups: dict[str, GroupView] = {}
 
@@ -57,7 +83,7 @@ def build_view(
             continue
         before = previous.groups.get(group_id) if previous else None
         groups[group_id] = _group_view(
-            description, committed, poll, topics, topic_filter, before, notices, young
+            description, committed, poll, topics, topic_filter, before, notices, derive
         )
 
     # Groups listed but whose offsets were not read, or not seen this poll:
@@ -75,7 +101,7 @@ def build_view(
             continue
         # Listed, offsets read fine but empty (no commits): report state and members.
         groups[group_id] = _group_view(
-            description, {}, poll, topics, topic_filter, before, notices, young
+            description, {}, poll, topics, topic_filter, before, notices, derive
         )
 
     if previous is not None and poll.topics_complete:
@@ -94,6 +120,13 @@ def build_view(
                 )
             )
 
+    if derive is not None:
+        # Histories of partitions and pairs no longer reported are dropped.
+        derive.history.retain(
+            ((t.topic, p) for t in topics.values() for p in t.offsets),
+            ((g.group_id, (r.topic, r.partition)) for g in groups.values() for r in g.partitions),
+        )
+
     view = ClusterView(
         cluster=poll.cluster,
         labels=labels,
@@ -106,7 +139,10 @@ def build_view(
 
 
 def _topic_views(
-    poll: PollResult, previous: ClusterView | None, young: Callable[[float], bool]
+    poll: PollResult,
+    previous: ClusterView | None,
+    young: Callable[[float], bool],
+    derive: Derivation | None,
 ) -> dict[str, TopicView]:
     by_topic: dict[str, dict[int, PartitionOffsets]] = {}
     for (topic, partition), read in poll.partition_offsets.items():
@@ -127,7 +163,20 @@ def _topic_views(
                     offsets[partition] = old
         if topic not in poll.topics and not offsets:
             continue
-        out[topic] = TopicView(topic, count, dict(sorted(offsets.items())))
+        rates: dict[int, float] = {}
+        if derive is not None:
+            for partition in offsets:
+                h = derive.history.ends.get((topic, partition))
+                rate = h.rate(derive.rate_window) if h is not None else None
+                if rate is not None:
+                    rates[partition] = rate
+        out[topic] = TopicView(
+            topic,
+            count,
+            dict(sorted(offsets.items())),
+            production_rate=sum(rates.values()) if rates else None,
+            partition_rates=rates,
+        )
     return out
 
 
@@ -139,7 +188,7 @@ def _group_view(
     topic_filter: NameFilter,
     before: GroupView | None,
     notices: list[PollError],
-    young: Callable[[float], bool],
+    derive: Derivation | None,
 ) -> GroupView:
     owner: dict[TopicPartition, Member] = {}
     for member in description.members:
@@ -152,6 +201,7 @@ def _group_view(
     previous_rows = (
         {(p.topic, p.partition): p for p in before.partitions} if before is not None else {}
     )
+    group_id = description.group_id
     for tp in sorted(set(committed) | set(owner)):
         topic, partition = tp
         if not topic_filter.accepts(topic):
@@ -171,34 +221,37 @@ def _group_view(
         log_start = offsets.log_start if offsets else None
         log_end = offsets.log_end if offsets else None
         lag = partition_lag(position, log_start, log_end)
-        rows.append(
-            PartitionLag(
-                topic=topic,
-                partition=partition,
-                committed=position,
-                log_start=log_start,
-                log_end=log_end,
-                lag=lag.lag,
-                lost_to_retention=lag.lost_to_retention,
-                member=owner.get(tp),
-                stale=offsets is None or offsets.read_at < poll.started_at,
-            )
+        stale = offsets is None or offsets.read_at < poll.started_at
+        row = PartitionLag(
+            topic=topic,
+            partition=partition,
+            committed=position,
+            log_start=log_start,
+            log_end=log_end,
+            lag=lag.lag,
+            lost_to_retention=lag.lost_to_retention,
+            member=owner.get(tp),
+            stale=stale,
         )
+        if derive is not None and not stale and offsets is not None and position is not None:
+            row = _derive(row, group_id, offsets.read_at, poll, derive)
+        rows.append(row)
 
     had = {p.topic for p in before.partitions} if before is not None else deleted_topics
     for topic in sorted(deleted_topics & had):
         notices.append(
             PollError(
                 ErrorKind.TOPIC_DELETED,
-                f"group {description.group_id!r} holds offsets for topic {topic!r}, "
+                f"group {group_id!r} holds offsets for topic {topic!r}, "
                 "which no longer exists; not reporting them",
-                group=description.group_id,
+                group=group_id,
                 topic=topic,
             )
         )
 
+    statuses = [r.status for r in rows]
     return GroupView(
-        group_id=description.group_id,
+        group_id=group_id,
         state=description.state,
         protocol_type=description.protocol_type,
         protocol=description.protocol,
@@ -209,21 +262,80 @@ def _group_view(
         uncommitted_partitions=uncommitted,
         stale=False,
         read_at=poll.started_at,
+        status=group_status(statuses) if any(s is not None for s in statuses) else None,
+        topic_rates=_topic_rates(rows, topics) if derive is not None else {},
     )
+
+
+def _derive(
+    row: PartitionLag, group_id: str, now: float, poll: PollResult, derive: Derivation
+) -> PartitionLag:
+    """Lag in seconds, status and consumption rate of a freshly read row."""
+    assert row.committed is not None and row.lag is not None
+    tp = (row.topic, row.partition)
+    history = derive.history
+    track = history.track(group_id, tp, now, row.committed, row.lag)
+    status = partition_status(
+        track.samples,
+        track.changes,
+        track.still_since,
+        row.member is not None,
+        derive.status_rules,
+    )
+    seconds: float | None = None
+    lower_bound = exact = False
+    stamp = poll.record_timestamps.get((row.topic, row.partition, row.committed))
+    if row.lag == 0:
+        seconds = 0.0
+    elif stamp is not None:
+        seconds, exact = max(0.0, now - stamp), True
+    else:
+        ends = history.ends.get(tp)
+        if ends is not None:
+            estimate = time_lag(row.committed, now, ends.times, ends.ends)
+            if estimate is not None:
+                seconds, lower_bound = estimate
+    return replace(
+        row,
+        lag_seconds=seconds,
+        lag_seconds_lower_bound=lower_bound,
+        lag_seconds_exact=exact,
+        status=status,
+        consumption_rate=track.rate(derive.rate_window),
+    )
+
+
+def _topic_rates(
+    rows: list[PartitionLag], topics: dict[str, TopicView]
+) -> dict[str, GroupTopicRates]:
+    by_topic: dict[str, list[PartitionLag]] = {}
+    for r in rows:
+        if r.lag is not None and not r.stale:
+            by_topic.setdefault(r.topic, []).append(r)
+    out: dict[str, GroupTopicRates] = {}
+    for topic, topic_rows in by_topic.items():
+        rates = [r.consumption_rate for r in topic_rows if r.consumption_rate is not None]
+        consumption = sum(rates) if rates else None
+        lag = sum(r.lag or 0 for r in topic_rows)
+        view = topics.get(topic)
+        # Production into the partitions this group reads, not the whole topic.
+        produced = [
+            view.partition_rates[r.partition]
+            for r in topic_rows
+            if view is not None and r.partition in view.partition_rates
+        ]
+        production = sum(produced) if produced else None
+        catchup: float | None = None
+        if lag == 0:
+            catchup = 0.0
+        elif consumption is not None and production is not None and consumption > production:
+            catchup = lag / (consumption - production)
+        out[topic] = GroupTopicRates(consumption, catchup)
+    return out
 
 
 def _stale_row(row: PartitionLag) -> PartitionLag:
-    return PartitionLag(
-        row.topic,
-        row.partition,
-        row.committed,
-        row.log_start,
-        row.log_end,
-        row.lag,
-        row.lost_to_retention,
-        row.member,
-        stale=True,
-    )
+    return replace(row, stale=True)
 
 
 def _as_stale(before: GroupView, description: GroupDescription | None) -> GroupView:
@@ -240,4 +352,6 @@ def _as_stale(before: GroupView, description: GroupDescription | None) -> GroupV
         uncommitted_partitions=before.uncommitted_partitions,
         stale=True,
         read_at=before.read_at,
+        status=before.status,
+        topic_rates=before.topic_rates,
     )

@@ -8,6 +8,8 @@ Requests per poll do not grow with the number of groups or partitions:
     DescribeGroups    1 per coordinator
     OffsetFetch       1 per coordinator (batched, KIP-709; per group on brokers < 3.0)
     ListOffsets       2 per partition leader (latest and earliest)
+    Fetch             1 per partition leader, only for groups in exact lag-seconds
+                      mode, for at most `exact_max_fetches` new committed offsets
 
 Requests to different brokers run concurrently on kafka-python's I/O thread.
 Committed offsets are read before log-end offsets, as Kafka's own
@@ -31,9 +33,10 @@ from typing import Any, TypeVar
 
 import kafka.errors as Errors
 from kafka.protocol.admin import DescribeGroupsRequest, ListGroupsRequest
-from kafka.protocol.consumer import ListOffsetsRequest, OffsetFetchRequest
+from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest, OffsetFetchRequest
 from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
 from kafka.protocol.metadata import FindCoordinatorRequest, MetadataRequest
+from kafka.record import MemoryRecords
 
 from ..config import ClusterConfig
 from ..model import (
@@ -53,6 +56,10 @@ T = TypeVar("T")
 
 _LATEST = -1
 _EARLIEST = -2
+# Bytes asked per partition when reading the record at a committed offset;
+# the broker still returns one whole batch if it is larger (KIP-74).
+_RECORD_PEEK_BYTES = 4096
+_TIMESTAMP_CACHE_SIZE = 50_000
 # Internal topics are not consumer traffic; hidden unless asked for.
 _INTERNAL_PREFIX = "__"
 
@@ -126,6 +133,9 @@ class Collector:
     def __init__(self, cluster: ClusterConfig) -> None:
         self.cluster = cluster
         self.connection = KafkaConnection(cluster)
+        # (topic, partition, offset) -> record timestamp. A record's timestamp
+        # never changes, so each committed offset is read once.
+        self._timestamps: dict[tuple[str, int, int], float] = {}
 
     def close(self) -> None:
         self.connection.close()
@@ -183,6 +193,7 @@ class Collector:
         coordinators = await self._find_coordinators(poll, sorted(groups))
         descriptions, committed, failed_groups = await self._read_groups(poll, groups, coordinators)
         offsets = await self._list_offsets(poll, leaders)
+        stamps = await self._record_timestamps(poll, committed, offsets, leaders)
 
         return PollResult(
             cluster=self.cluster.name,
@@ -200,6 +211,8 @@ class Collector:
             groups_complete=groups_complete,
             errors=tuple(poll.errors),
             requests=dict(poll.requests),
+            cluster_id=getattr(metadata, "cluster_id", None),
+            record_timestamps=stamps,
         )
 
     def _read_metadata(
@@ -443,6 +456,99 @@ class Collector:
                 out[tp] = PartitionOffsets(starts.get(tp), end, read_at)
         return out
 
+    async def _record_timestamps(
+        self,
+        poll: Poll,
+        committed: dict[str, dict[TopicPartition, int]],
+        offsets: dict[TopicPartition, PartitionOffsets],
+        leaders: dict[int, list[TopicPartition]],
+    ) -> dict[tuple[str, int, int], float]:
+        """Timestamps of the records at lagging groups' committed offsets (exact mode)."""
+        exact = self.cluster.lag_seconds.exact_groups
+        if exact is None:
+            return {}
+        cache = self._timestamps
+        wanted: dict[TopicPartition, int] = {}  # one offset per partition per poll
+        found: dict[tuple[str, int, int], float] = {}
+        for group_id, group_offsets in committed.items():
+            if not exact.accepts(group_id):
+                continue
+            for tp, position in group_offsets.items():
+                read = offsets.get(tp)
+                if read is None or read.log_end is None or not 0 <= position < read.log_end:
+                    continue
+                key = (tp[0], tp[1], position)
+                if key in cache:
+                    found[key] = cache[key]
+                elif len(wanted) < self.cluster.lag_seconds.exact_max_fetches:
+                    wanted.setdefault(tp, position)
+        if not wanted:
+            return found
+        leader_of = {tp: node for node, tps in leaders.items() for tp in tps}
+        by_leader: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+        for tp, position in wanted.items():
+            if tp in leader_of:
+                by_leader[leader_of[tp]][tp] = position
+        nodes = sorted(by_leader)
+        results = await poll.gather(
+            _bind(self._fetch_first_records, poll, node, by_leader[node]) for node in nodes
+        )
+        for node, result in zip(nodes, results, strict=True):
+            if isinstance(result, BaseException):
+                # The estimate stands in; the next poll tries again.
+                poll.error(_error_kind(result, ErrorKind.FETCH), result, broker=node)
+                continue
+            for key, stamp in result.items():
+                if len(cache) >= _TIMESTAMP_CACHE_SIZE:
+                    cache.pop(next(iter(cache)))
+                cache[key] = stamp
+                found[key] = stamp
+        return found
+
+    async def _fetch_first_records(
+        self, poll: Poll, node: int, positions: dict[TopicPartition, int]
+    ) -> dict[tuple[str, int, int], float]:
+        topic_cls = FetchRequest.FetchTopic
+        partition_cls = topic_cls.FetchPartition
+        by_topic: dict[str, list[Any]] = defaultdict(list)
+        for (topic, partition), position in positions.items():
+            by_topic[topic].append(
+                partition_cls(
+                    partition=partition,
+                    current_leader_epoch=-1,
+                    fetch_offset=position,
+                    last_fetched_epoch=-1,
+                    log_start_offset=-1,
+                    partition_max_bytes=_RECORD_PEEK_BYTES,
+                )
+            )
+        request = FetchRequest(
+            replica_id=-1,
+            max_wait_ms=0,
+            min_bytes=0,
+            max_bytes=_RECORD_PEEK_BYTES * max(1, len(positions)),
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=[topic_cls(topic=t, partitions=ps) for t, ps in by_topic.items()],
+            forgotten_topics_data=[],
+            rack_id="",
+            max_version=12,  # names, not topic ids
+        )
+        response = await poll.send(request, node_id=node)
+        out: dict[tuple[str, int, int], float] = {}
+        for topic in response.responses:
+            for p in topic.partitions:
+                if p.error_code:
+                    continue  # e.g. offset out of range: the record is gone
+                wanted = positions.get((topic.topic, p.partition_index))
+                if wanted is None:
+                    continue
+                stamp = _first_timestamp(p.records, wanted)
+                if stamp is not None:
+                    out[(topic.topic, p.partition_index, wanted)] = stamp
+        return out
+
     async def _list_offsets_on(
         self, poll: Poll, node: int, partitions: list[TopicPartition], spec: int
     ) -> dict[TopicPartition, int]:
@@ -473,6 +579,24 @@ class Collector:
                     continue
                 out[(topic.name, p.partition_index)] = p.offset
         return out
+
+
+def _first_timestamp(records: bytes | None, offset: int) -> float | None:
+    """Timestamp (seconds) of the first data record at or after `offset`, if any."""
+    if not records:
+        return None
+    batches = MemoryRecords(records)
+    while batches.has_next():
+        batch = batches.next_batch()
+        if batch is None:
+            break
+        if getattr(batch, "is_control_batch", False):
+            continue  # transaction markers are not messages anyone waits for
+        for record in batch:
+            if record.offset >= offset:
+                stamp = record.timestamp
+                return stamp / 1000 if stamp is not None and stamp >= 0 else None
+    return None
 
 
 def merge_listings(

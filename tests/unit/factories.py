@@ -13,7 +13,7 @@ from lag_exporter.model import (
     PollResult,
     TopicPartition,
 )
-from lag_exporter.view import build_view
+from lag_exporter.view import Derivation, build_view
 
 
 def member(name: str, *assignment: TopicPartition) -> Member:
@@ -63,6 +63,7 @@ def view_of(
     *,
     max_staleness: float = 60.0,
     topic_filter: NameFilter | None = None,
+    derive: Derivation | None = None,
 ) -> ClusterView:
     health = next_health(previous.health if previous else None, p)
     view, _ = build_view(
@@ -72,5 +73,6 @@ def view_of(
         topic_filter=topic_filter or NameFilter(),
         max_staleness=max_staleness,
         health=health,
+        derive=derive,
     )
     return view

@@ -1,0 +1,225 @@
+"""Short, bounded histories per cluster: the only state that outlives a poll.
+
+- Per partition: (time, log-end offset) points, shared by every group that
+  reads the partition. Flat runs are kept as their first and last point, so
+  an idle topic's history reaches far back without growing; at most
+  `size` points are kept; offsets going backwards (topic re-created) reset it.
+- Per group and partition: a time window of (time, committed, lag) samples,
+  thinned to at most `samples` evenly spread points, plus when the committed
+  offset last moved. Status and consumption rates are computed from these.
+
+Memory is bounded by partitions x size and pairs x samples, and entries of
+partitions and pairs that are no longer reported are dropped every poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from array import array
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import TopicPartition
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class EndHistory:
+    """(time, log-end offset) points of one partition; times ascend, offsets never fall."""
+
+    __slots__ = ("ends", "size", "times")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.times: array[float] = array("d")
+        self.ends: array[int] = array("q")
+
+    def add(self, t: float, end: int) -> bool:
+        """Record a point; returns False when offsets went backwards and history restarted."""
+        times, ends = self.times, self.ends
+        if ends and (end < ends[-1] or t < times[-1]):
+            del times[:], ends[:]
+            times.append(t)
+            ends.append(end)
+            return False
+        if len(ends) >= 2 and ends[-1] == end and ends[-2] == end:
+            times[-1] = t  # extend a flat run instead of adding a point
+            return True
+        times.append(t)
+        ends.append(end)
+        if len(ends) > self.size:
+            del times[0], ends[0]
+        return True
+
+    def rate(self, horizon: float) -> float | None:
+        """Messages per second over the last `horizon` seconds (None: too few points)."""
+        return _rate(self.times, self.ends, horizon)
+
+
+def _rate(times: Sequence[float], values: Sequence[int], horizon: float) -> float | None:
+    n = len(times)
+    if n < 2:
+        return None
+    last_t = times[-1]
+    k = 0
+    while k < n - 2 and times[k + 1] <= last_t - horizon:
+        k += 1
+    dt = last_t - times[k]
+    if dt <= 0:
+        return None
+    return max(0.0, (values[-1] - values[k]) / dt)
+
+
+class CommitTrack:
+    """Observations of one group's committed offset on one partition."""
+
+    __slots__ = ("changes", "last_committed", "samples", "still_since")
+
+    def __init__(self, t: float, committed: int) -> None:
+        self.samples: deque[tuple[float, int, int]] = deque()
+        self.changes: deque[float] = deque(maxlen=8)
+        self.last_committed = committed
+        self.still_since = t
+
+    def add(self, t: float, committed: int, lag: int, window: float, max_samples: int) -> None:
+        if committed != self.last_committed:
+            self.changes.append(t)
+            self.still_since = t
+            self.last_committed = committed
+        samples = self.samples
+        while samples and samples[0][0] < t - window:
+            samples.popleft()
+        spacing = window / max_samples
+        if len(samples) >= 2 and t - samples[-2][0] < spacing:
+            samples[-1] = (t, committed, lag)  # thin: keep points about `spacing` apart
+        else:
+            samples.append((t, committed, lag))
+
+    def rate(self, horizon: float) -> float | None:
+        """Committed messages per second over the last `horizon` seconds."""
+        s = self.samples
+        return _rate([x[0] for x in s], [x[1] for x in s], horizon)
+
+
+class History:
+    """All histories of one cluster."""
+
+    def __init__(self, size: int = 240, window: float = 600.0, samples: int = 12) -> None:
+        self.size = size
+        self.window = window
+        self.max_samples = samples
+        self.ends: dict[TopicPartition, EndHistory] = {}
+        self.commits: dict[tuple[str, TopicPartition], CommitTrack] = {}
+        self.cluster_id: str | None = None
+        self.resets: list[TopicPartition] = []  # partitions whose offsets went back, last poll
+
+    def add_end(self, tp: TopicPartition, t: float, end: int) -> None:
+        h = self.ends.get(tp)
+        if h is None:
+            h = self.ends[tp] = EndHistory(self.size)
+        if not h.add(t, end):
+            self.resets.append(tp)
+
+    def track(
+        self, group: str, tp: TopicPartition, t: float, committed: int, lag: int
+    ) -> CommitTrack:
+        key = (group, tp)
+        track = self.commits.get(key)
+        if track is None:
+            track = self.commits[key] = CommitTrack(t, committed)
+        track.add(t, committed, lag, self.window, self.max_samples)
+        return track
+
+    def retain(
+        self, partitions: Iterable[TopicPartition], pairs: Iterable[tuple[str, TopicPartition]]
+    ) -> None:
+        """Forget everything not in `partitions` / `pairs`: memory stays flat."""
+        keep_p = set(partitions)
+        for tp in [tp for tp in self.ends if tp not in keep_p]:
+            del self.ends[tp]
+        keep_pairs = set(pairs)
+        for key in [key for key in self.commits if key not in keep_pairs]:
+            del self.commits[key]
+
+    # --- persistence of the end-offset histories ------------------------
+
+    def to_document(self, cluster: str) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "cluster": cluster,
+            "cluster_id": self.cluster_id,
+            "size": self.size,
+            "partitions": [
+                [topic, partition, list(h.times), list(h.ends)]
+                for (topic, partition), h in self.ends.items()
+            ],
+        }
+
+    def load_document(self, doc: Any, cluster: str) -> None:
+        """Restore end-offset histories; raises ValueError when the document does not fit."""
+        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+            raise ValueError("unknown format")
+        if doc.get("cluster") != cluster:
+            raise ValueError(f"written for cluster {doc.get('cluster')!r}")
+        ends: dict[TopicPartition, EndHistory] = {}
+        for topic, partition, times, offsets in doc["partitions"]:
+            if not (isinstance(topic, str) and isinstance(partition, int)):
+                raise ValueError("bad partition entry")
+            if len(times) != len(offsets):
+                raise ValueError("bad partition entry")
+            h = EndHistory(self.size)
+            for t, e in zip(times, offsets, strict=True):
+                h.add(float(t), int(e))
+            ends[(topic, partition)] = h
+        self.ends = ends
+        self.cluster_id = doc.get("cluster_id")
+
+
+def state_path(state_dir: Path, cluster: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+    return state_dir / f"history-{safe}.json"
+
+
+def save(history: History, cluster: str, path: Path) -> None:
+    """Write atomically: a crash mid-write leaves the previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(history.to_document(cluster), f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(history: History, cluster: str, path: Path) -> bool:
+    """Read a saved history; a missing, corrupt or foreign file is ignored with a warning."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("cluster %s: cannot read history %s: %s", cluster, path, exc)
+        return False
+    try:
+        history.load_document(json.loads(text), cluster)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("cluster %s: ignoring history file %s: %s", cluster, path, exc)
+        return False
+    log.info(
+        "cluster %s: restored lag history of %d partitions from %s",
+        cluster,
+        len(history.ends),
+        path,
+    )
+    return True
