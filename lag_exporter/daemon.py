@@ -97,6 +97,7 @@ class ClusterPoller:
                 stop_after_max=cluster.status.stop_after_max,
             ),
             rate_window=cluster.rate_window,
+            exact_groups=cluster.lag_seconds.exact_groups,
         )
         self.state_path = (
             history_store.state_path(state_dir, cluster.name) if state_dir is not None else None

@@ -44,6 +44,8 @@ class Derivation:
     history: History
     status_rules: StatusRules = field(default_factory=StatusRules)
     rate_window: float = 300.0
+    # Groups whose lag seconds come from record timestamps when the poll read them.
+    exact_groups: NameFilter | None = None
 
 
 def build_view(
@@ -284,7 +286,12 @@ def _derive(
     )
     seconds: float | None = None
     lower_bound = exact = False
-    stamp = poll.record_timestamps.get((row.topic, row.partition, row.committed))
+    exact_mode = derive.exact_groups is not None and derive.exact_groups.accepts(group_id)
+    stamp = (
+        poll.record_timestamps.get((row.topic, row.partition, row.committed))
+        if exact_mode
+        else None
+    )
     if row.lag == 0:
         seconds = 0.0
     elif stamp is not None:
