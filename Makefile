@@ -7,11 +7,18 @@ CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py
 
 .PHONY: demo test install install-system lint unit integration integration-kafka3 clean
 
-# Java 17 and Maven run the local Kafka broker (jars from Maven Central).
+# Java 17 and Maven run the local Kafka broker (jars from Maven Central);
+# Prometheus (with promtool) and Alertmanager are real parts of the tests.
+SYSTEM_TOOLS = java mvn prometheus promtool prometheus-alertmanager
+SYSTEM_PACKAGES = openjdk-17-jre-headless maven prometheus prometheus-alertmanager
+
 install-system:
-	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
 	  apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
 
 install: install-system
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
@@ -19,10 +26,13 @@ install: install-system
 demo: install
 	$(PYTHON) -m localkafka.demo
 
+LINT_PATHS = lag_exporter localkafka tests grafana
+
 lint:
-	$(PYTHON) -m ruff check lag_exporter localkafka tests
-	$(PYTHON) -m ruff format --check lag_exporter localkafka tests
+	$(PYTHON) -m ruff check $(LINT_PATHS)
+	$(PYTHON) -m ruff format --check $(LINT_PATHS)
 	$(PYTHON) -m mypy
+	$(PYTHON) grafana/generate_dashboard.py --check
 
 unit:
 	$(PYTHON) -m pytest -q tests/unit

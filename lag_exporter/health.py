@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .model import ClusterHealth, PollResult
+from .model import ClusterHealth, ErrorKind, PollResult
 
 
 def poll_outcome(poll: PollResult) -> str:
@@ -21,7 +21,8 @@ def next_health(previous: ClusterHealth | None, poll: PollResult) -> ClusterHeal
     outcome = poll_outcome(poll)
     polls = Counter(prev.polls_total)
     polls[outcome] += 1
-    errors = Counter(prev.errors_total)
+    # Every kind starts at 0, so rate() and alerts see a series before the first error.
+    errors = Counter({str(kind): 0 for kind in ErrorKind} | prev.errors_total)
     errors.update(str(e.kind) for e in poll.errors)
     requests = Counter(prev.requests_total)
     requests.update(poll.requests)

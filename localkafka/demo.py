@@ -9,58 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import threading
-import time
 from types import FrameType
 
+from localkafka import traffic
 from localkafka.broker import KafkaBroker
-
-TOPIC = "demo-orders"
-GROUP = "demo-slow"
-PRODUCE_PER_SECOND = 20
-CONSUME_PER_SECOND = 12
-
-
-def _producer(bootstrap: str, stop: threading.Event) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    customers = [f"customer-{i}" for i in range(20)]
-    weights = [10 if i == 0 else 1 for i in range(20)]  # one hot key
-    n = 0
-    while not stop.wait(1 / PRODUCE_PER_SECOND):
-        key = random.choices(customers, weights)[0]
-        producer.send(TOPIC, key=key.encode(), value=f"order {n}".encode())
-        n += 1
-    producer.close(5)
-
-
-def _consumer(bootstrap: str, stop: threading.Event) -> None:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        TOPIC,
-        bootstrap_servers=bootstrap,
-        group_id=GROUP,
-        client_id="demo-slow-consumer",
-        auto_offset_reset="earliest",
-        enable_auto_commit=True,
-        auto_commit_interval_ms=1000,
-        max_poll_records=CONSUME_PER_SECOND,
-    )
-    while not stop.is_set():
-        started = time.monotonic()
-        consumer.poll(timeout_ms=500, max_records=CONSUME_PER_SECOND)
-        # Pretend each batch takes a second of work: the consumer is the bottleneck.
-        stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
-    consumer.close()
 
 
 def main() -> int:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
     from lag_exporter import logs
     from lag_exporter.config import Overrides, parse_settings
     from lag_exporter.daemon import Daemon
@@ -80,15 +37,7 @@ def main() -> int:
     log.info("starting a local Kafka broker (first run downloads its jars from Maven Central)")
     with KafkaBroker() as broker:
         broker.start()
-        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        admin.create_topics([NewTopic(TOPIC, 3, 1)])
-        admin.close()
-        workers = [
-            threading.Thread(target=fn, args=(broker.bootstrap, stop), daemon=True)
-            for fn in (_producer, _consumer)
-        ]
-        for w in workers:
-            w.start()
+        workers = traffic.start(broker.bootstrap, stop)
 
         settings = parse_settings(
             {
@@ -106,10 +55,10 @@ def main() -> int:
             "Kafka %s at %s; producing %d/s to %s, group %s consumes %d/s",
             broker.version,
             broker.bootstrap,
-            PRODUCE_PER_SECOND,
-            TOPIC,
-            GROUP,
-            CONSUME_PER_SECOND,
+            traffic.PRODUCE_PER_SECOND,
+            traffic.TOPIC,
+            traffic.GROUP,
+            traffic.CONSUME_PER_SECOND,
         )
         log.info("lag is growing: http://%s/metrics  (Ctrl-C to stop)", listen)
         while not stop.wait(1.0):

@@ -1,0 +1,194 @@
+"""Every dashboard query and every Prometheus rule, run against a real Prometheus
+that scrapes the real exporter polling the real broker with live traffic."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import ROOT, Exporter, Kafka, free_port, wait_until
+from .test_timelag import PausableConsumer, SteadyProducer
+
+DASHBOARD = ROOT / "grafana" / "dashboards" / "kafka-consumer-lag.json"
+RULES = ROOT / "prometheus" / "rules" / "lag-exporter.yml"
+# Names Prometheus itself provides.
+BUILTIN = {"up", "time", "vector"}
+METRIC = re.compile(r"\b((?:kafka|lag_exporter)_[a-zA-Z0-9_:]*)")
+
+
+class Prometheus:
+    def __init__(self, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.port, self.process, self.log = port, process, log
+
+    def api(self, path: str, **params: str) -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                doc: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            doc = json.loads(exc.read())
+        return doc
+
+    def query(self, expr: str) -> dict[str, Any]:
+        return self.api("query", query=expr)
+
+
+@pytest.fixture
+def prometheus_for(tmp_path: Path) -> Iterator[Callable[[Exporter], Prometheus]]:
+    started: list[Prometheus] = []
+
+    def start(exporter: Exporter) -> Prometheus:
+        binary = shutil.which("prometheus")
+        assert binary, "prometheus not found: `make test` installs Debian's prometheus package"
+        port = free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(RULES)],
+            "scrape_configs": [
+                {
+                    "job_name": "kafka-lag-exporter",
+                    "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+                }
+            ],
+        }
+        config_path = tmp_path / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        log = tmp_path / "prometheus.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={tempfile.mkdtemp(dir=tmp_path)}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        prom = Prometheus(port, process, log)
+        started.append(prom)
+        wait_until(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200
+            ),
+            timeout=60,
+            what="prometheus ready",
+        )
+        return prom
+
+    yield start
+    for prom in started:
+        prom.process.terminate()
+        try:
+            prom.process.wait(15)
+        except subprocess.TimeoutExpired:
+            prom.process.kill()
+
+
+def dashboard_queries(cluster: str) -> list[tuple[str, str]]:
+    """(panel title, expression with Grafana's variables substituted) for every target."""
+    doc = json.loads(DASHBOARD.read_text())
+    out = []
+    for variable in doc["templating"]["list"]:
+        if variable["type"] == "query":
+            m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", variable["definition"])
+            assert m, variable["definition"]
+            # What Grafana asks Prometheus for a label_values() variable.
+            out.append((f"variable {variable['name']}", f"group by ({m.group(2)}) ({m.group(1)})"))
+    for panel in doc["panels"]:
+        for t in panel.get("targets", []):
+            out.append((panel["title"], t["expr"]))
+    substituted = []
+    for title, expr in out:
+        expr = (
+            expr.replace("$cluster", cluster)
+            .replace("$consumergroup", ".*")
+            .replace("$topic", ".*")
+            .replace("$__rate_interval", "10s")
+            .replace("$__interval", "2s")
+        )
+        assert "$" not in expr, f"{title}: unsubstituted variable in {expr}"
+        substituted.append((title, expr))
+    return substituted
+
+
+def rule_expressions() -> tuple[list[tuple[str, str]], set[str]]:
+    doc = yaml.safe_load(RULES.read_text())
+    exprs, recorded = [], set()
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            exprs.append((rule.get("alert") or rule["record"], rule["expr"]))
+            if "record" in rule:
+                recorded.add(rule["record"])
+    return exprs, recorded
+
+
+def test_every_panel_and_rule_query_returns_data(
+    kafka: Kafka,
+    unique: Callable[[str], str],
+    start_exporter: Callable[..., Exporter],
+    prometheus_for: Callable[[Exporter], Prometheus],
+) -> None:
+    topic = kafka.create_topic(unique("traffic"), partitions=1)
+    lagging, keeping_up = unique("lagging"), unique("keeping-up")
+    exporter = start_exporter(config=None)
+    prom = prometheus_for(exporter)
+    with (
+        SteadyProducer(kafka.bootstrap, topic),
+        PausableConsumer(kafka.consumer(keeping_up, topic)),
+    ):
+        # A group that stays behind: committed once, then left alone.
+        wait_until(lambda: kafka.end_offsets(topic, 1)[0] >= 10, what="some traffic")
+        kafka.commit(lagging, {(topic, 0): 5})
+        exposed = set()
+
+        def scraped_enough() -> bool:
+            result = prom.query(
+                f'count_over_time(kafka_consumergroup_lag{{consumergroup="{lagging}"}}[1m])'
+            )
+            return (
+                bool(result["data"]["result"])
+                and float(result["data"]["result"][0]["value"][1]) >= 12
+            )
+
+        wait_until(scraped_enough, timeout=90, what="a dozen scrapes in Prometheus")
+        for name, _labels in exporter.metrics():
+            exposed.add(name)
+
+        problems = []
+        for title, expr in dashboard_queries("test"):
+            result = prom.query(expr)
+            if result.get("status") != "success":
+                problems.append(f"{title}: {expr}: {result.get('error')}")
+            elif not result["data"]["result"]:
+                problems.append(f"{title}: {expr}: no series")
+        rules, recorded = rule_expressions()
+        for name, expr in rules:
+            result = prom.query(expr)
+            if result.get("status") != "success":
+                problems.append(f"rule {name}: {expr}: {result.get('error')}")
+        assert not problems, "\n".join(problems)
+
+        # Every metric a panel or a rule names is one the exporter exposes
+        # (or a recording rule defined next to them).
+        named = {
+            m for _, expr in [*dashboard_queries("test"), *rules] for m in METRIC.findall(expr)
+        }
+        unknown = sorted(n for n in named if n not in exposed and n not in recorded)
+        assert not unknown, f"not exposed by the exporter: {unknown}"
+        assert named & exposed  # the check above can fail: it looked at real names
+    assert "kafka_consumergroup:lag:sum" in recorded
+    loaded = prom.api("rules")["data"]["groups"]
+    assert {g["name"] for g in loaded} == {"lag-exporter-recording", "lag-exporter-alerts"}
+    assert all(r["health"] == "ok" for g in loaded for r in g["rules"]), loaded
