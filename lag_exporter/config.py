@@ -12,9 +12,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from .alerts.rules import AlertingSettings
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9308"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -151,6 +154,7 @@ class Settings:
     max_staleness: float = 60.0
     log_level: str = "info"
     log_format: str = "text"
+    alerting: AlertingSettings | None = None  # None: no `alerting:` section
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
@@ -335,6 +339,7 @@ _TOP_KEYS = (
     "listen_address",
     "log_level",
     "log_format",
+    "alerting",
 )
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("text", "json")
@@ -462,6 +467,17 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         if names.count(name) > 1:
             raise ConfigError(f"clusters: the name {name!r} is used twice; names must be unique")
 
+    alerting = None
+    if "alerting" in mapping:
+        # Imported here: the alerts package builds on this module's helpers.
+        from .alerts.rules import parse_alerting
+
+        alerting = parse_alerting(
+            mapping["alerting"],
+            cluster_names=names,
+            cluster_label_names={label for c in clusters for label in c.labels},
+        )
+
     return Settings(
         clusters=tuple(clusters),
         listen_address=listen,
@@ -472,6 +488,7 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         log_format=_choice(
             overrides.log_format or mapping.get("log_format", "text"), _LOG_FORMATS, "log_format"
         ),
+        alerting=alerting,
     )
 
 

@@ -16,6 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .alerts.publish import AlertsSnapshot, render_alerts
+from .alerts.publish import families as alert_families
+from .alerts.service import Alerting
 from .api import render_groups
 from .config import ClusterConfig, Settings
 from .health import next_health, poll_outcome
@@ -35,32 +38,44 @@ class Published:
     exposition: Exposition
     groups_json: bytes
     ready: bool  # every cluster has had a poll that reached it
+    alerts_json: bytes = render_alerts(None)
 
 
 class Store:
     """Latest view per cluster and the documents rendered from them."""
 
-    def __init__(self, cluster_names: Sequence[str]) -> None:
+    def __init__(self, cluster_names: Sequence[str], alerts: AlertsSnapshot | None = None) -> None:
         self._names = list(cluster_names)
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
-        self.published = Published((), render(()), render_groups(()), ready=False)
+        self._alerts = alerts
+        self.published = Published(
+            (),
+            render((), alert_families(alerts) if alerts else ()),
+            render_groups(()),
+            ready=False,
+            alerts_json=render_alerts(alerts),
+        )
 
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
 
-    def update(self, view: ClusterView) -> None:
+    def update(self, view: ClusterView, alerts: AlertsSnapshot | None = None) -> None:
         with self._lock:
             self._views[view.cluster] = view
             if view.health.up:
                 self._ever_up.add(view.cluster)
+            # Pollers of two clusters may hand in their snapshots out of order.
+            if alerts is not None and (self._alerts is None or alerts.seq > self._alerts.seq):
+                self._alerts = alerts
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
-                exposition=render(views),
+                exposition=render(views, alert_families(self._alerts) if self._alerts else ()),
                 groups_json=render_groups(views),
                 ready=self._ever_up.issuperset(self._names),
+                alerts_json=render_alerts(self._alerts),
             )
 
 
@@ -73,9 +88,11 @@ class ClusterPoller:
         store: Store,
         max_staleness: float,
         collector_factory: Callable[[ClusterConfig], Collector] = Collector,
+        alerting: Alerting | None = None,
     ) -> None:
         self.cluster = cluster
         self.store = store
+        self.alerting = alerting
         self.max_staleness = max_staleness
         self.collector = collector_factory(cluster)
         self._stop = threading.Event()
@@ -110,11 +127,20 @@ class ClusterPoller:
             max_staleness=self.max_staleness,
             health=health,
         )
-        self.store.update(view)
+        self.store.update(view, self._evaluate_alerts(view, poll.started_at))
         self._log(poll)
         for notice in notices:
             log.info("cluster %s: %s", self.cluster.name, notice.message)
         return view
+
+    def _evaluate_alerts(self, view: ClusterView, now: float) -> AlertsSnapshot | None:
+        if self.alerting is None:
+            return None
+        try:
+            return self.alerting.evaluate(view, now)
+        except Exception:  # a bug in alerting must not stop metrics from being served
+            log.exception("cluster %s: unexpected error evaluating alert rules", self.cluster.name)
+            return None
 
     def _log(self, poll: PollResult) -> None:
         name = self.cluster.name
@@ -164,12 +190,25 @@ class ClusterPoller:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store([c.name for c in settings.clusters])
+        names = [c.name for c in settings.clusters]
+        self.alerting = (
+            Alerting(
+                settings.alerting,
+                cluster_names=names,
+                listen_host_port=settings.listen_host_port,
+            )
+            if settings.alerting is not None
+            else None
+        )
+        self.store = Store(names, self.alerting.snapshot() if self.alerting else None)
         self.pollers = [
-            ClusterPoller(c, self.store, settings.max_staleness) for c in settings.clusters
+            ClusterPoller(c, self.store, settings.max_staleness, alerting=self.alerting)
+            for c in settings.clusters
         ]
 
     def start(self) -> None:
+        if self.alerting is not None:
+            self.alerting.start()
         for poller in self.pollers:
             poller.start()
 
@@ -178,3 +217,5 @@ class Daemon:
             poller.request_stop()
         for poller in self.pollers:
             poller.stop()
+        if self.alerting is not None:
+            self.alerting.stop()
