@@ -7,11 +7,16 @@ CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py
 
 .PHONY: demo test install install-system lint unit integration integration-kafka3 clean
 
-# Java 17 and Maven run the local Kafka broker (jars from Maven Central).
+# Java 17 and Maven run the local Kafka broker (jars from Maven Central);
+# the alerting tests deliver to a real Alertmanager (Debian package) and make
+# a TLS certificate with openssl.
 install-system:
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; }
+	@command -v prometheus-alertmanager >/dev/null && command -v openssl >/dev/null || { \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager openssl; }
 
 install: install-system
 	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
