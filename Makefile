@@ -25,8 +25,8 @@ demo: install
 	$(PYTHON) -m localkafka.demo
 
 lint:
-	$(PYTHON) -m ruff check lag_exporter localkafka tests
-	$(PYTHON) -m ruff format --check lag_exporter localkafka tests
+	$(PYTHON) -m ruff check lag_exporter localkafka tests benchmarks
+	$(PYTHON) -m ruff format --check lag_exporter localkafka tests benchmarks
 	$(PYTHON) -m mypy
 
 unit:
