@@ -3,7 +3,9 @@
 A series is identified by its labels (the exporter's own label names, so an
 alert carries the same `consumergroup`, `topic`, `partition` as the metric
 it is about). Adding a measure is one entry in MEASURES: its label names and
-a function from a view to its series.
+a function from a view to its series, usually made by `per_partition` or
+`per_group` from the field that holds the value, e.g.
+`"max_lag": per_group(lambda g: g.max_lag)`.
 
 A series knows whether its value is trustworthy this poll: `stale` when the
 row was carried over from an earlier poll, `value is None` when the series
@@ -42,18 +44,40 @@ def _committed(group: GroupView) -> Iterator[PartitionLag]:
     return (p for p in group.partitions if p.committed is not None)
 
 
-def _lag(view: ClusterView) -> Iterator[Series]:
-    for group in view.groups.values():
-        for p in _committed(group):
+def per_partition(value: Callable[[PartitionLag], Value | None], numeric: bool = True) -> Measure:
+    """A measure with one series per committed group partition."""
+
+    def extract(view: ClusterView) -> Iterator[Series]:
+        for group in view.groups.values():
+            for p in _committed(group):
+                yield Series(
+                    (
+                        ("consumergroup", group.group_id),
+                        ("topic", p.topic),
+                        ("partition", str(p.partition)),
+                    ),
+                    value(p),
+                    group.stale or p.stale,
+                )
+
+    return Measure(("consumergroup", "topic", "partition"), extract, numeric)
+
+
+def per_group(value: Callable[[GroupView], Value | None], numeric: bool = True) -> Measure:
+    """A measure with one series per group that has a value, or committed
+    offsets (whose value this poll could not compute)."""
+
+    def extract(view: ClusterView) -> Iterator[Series]:
+        for group in view.groups.values():
+            rows = list(_committed(group))
+            v = value(group)
+            if v is None and not rows:
+                continue
             yield Series(
-                (
-                    ("consumergroup", group.group_id),
-                    ("topic", p.topic),
-                    ("partition", str(p.partition)),
-                ),
-                p.lag,
-                group.stale or p.stale,
+                (("consumergroup", group.group_id),), v, group.stale or any(p.stale for p in rows)
             )
+
+    return Measure(("consumergroup",), extract, numeric)
 
 
 def _lag_sum(view: ClusterView) -> Iterator[Series]:
@@ -71,20 +95,9 @@ def _lag_sum(view: ClusterView) -> Iterator[Series]:
             )
 
 
-def _max_lag(view: ClusterView) -> Iterator[Series]:
-    for group in view.groups.values():
-        rows = list(_committed(group))
-        if not rows:
-            continue
-        yield Series(
-            (("consumergroup", group.group_id),),
-            group.max_lag,
-            group.stale or any(p.stale for p in rows),
-        )
-
-
+# Measure name (a rule's `metric`) -> its series. One line per measure.
 MEASURES: dict[str, Measure] = {
-    "lag": Measure(("consumergroup", "topic", "partition"), _lag),
+    "lag": per_partition(lambda p: p.lag),
     "lag_sum": Measure(("consumergroup", "topic"), _lag_sum),
-    "max_lag": Measure(("consumergroup",), _max_lag),
+    "max_lag": per_group(lambda g: g.max_lag),
 }

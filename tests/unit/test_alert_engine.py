@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from lag_exporter.alerts import state_file
 from lag_exporter.alerts.engine import Change, Phase, retire
+from lag_exporter.alerts.measures import MEASURES, per_group
+from lag_exporter.config import ConfigError
 from lag_exporter.model import ErrorKind, PollError
 
 from .alert_factories import Run, alerting, down, lag_poll, rule
@@ -446,3 +448,24 @@ def test_phase_and_change_names_are_the_documented_ones() -> None:
     assert [str(p) for p in Phase] == ["pending", "firing"]
     assert {str(c) for c in Change} == {"pending", "firing", "resolved", "inactive"}
     assert alerting().rules == ()
+
+
+def test_a_new_measure_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How lag_seconds or status plug in: one MEASURES entry, validation and
+    evaluation follow. A word-valued measure compares with == and != only."""
+    monkeypatch.setitem(MEASURES, "group_state", per_group(lambda g: g.state, numeric=False))
+    with pytest.raises(ConfigError, match="metric group_state is compared with == or != only"):
+        rule(metric="group_state", threshold="Empty")
+    r = rule(metric="group_state", op="==", threshold="Empty")
+    run = Run([r])
+    tp = ("t", 0)
+    p = poll(
+        T0,
+        topics={"t": 1},
+        ends={tp: (0, 10)},
+        groups=[group("idle", state="Empty"), group("busy", member("m", tp))],
+        committed={"idle": {tp: 5}, "busy": {tp: 5}},
+    )
+    run.step(p)
+    (alert,) = run.state.values()
+    assert alert.label("consumergroup") == "idle" and alert.value == "Empty"
