@@ -150,11 +150,11 @@ class ClusterConfig:
 @dataclass(frozen=True, slots=True)
 class Settings:
     clusters: tuple[ClusterConfig, ...]
+    alerting: AlertingSettings | None = None  # None: no `alerting:` section
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     max_staleness: float = 60.0
     log_level: str = "info"
     log_format: str = "text"
-    alerting: AlertingSettings | None = None  # None: no `alerting:` section
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
@@ -333,13 +333,13 @@ _CLUSTER_KEYS = (
 )
 _TOP_KEYS = (
     "clusters",
+    "alerting",
     "poll_interval",
     "poll_timeout",
     "max_staleness",
     "listen_address",
     "log_level",
     "log_format",
-    "alerting",
 )
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("text", "json")
@@ -462,11 +462,6 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         clusters.append(
             ClusterConfig("default", kafka, poll_interval=poll_interval, poll_timeout=poll_timeout)
         )
-    names = [c.name for c in clusters]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"clusters: the name {name!r} is used twice; names must be unique")
-
     alerting = None
     if "alerting" in mapping:
         # Imported here: the alerts package builds on this module's helpers.
@@ -474,12 +469,18 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
 
         alerting = parse_alerting(
             mapping["alerting"],
-            cluster_names=names,
+            cluster_names=[c.name for c in clusters],
             cluster_label_names={label for c in clusters for label in c.labels},
         )
 
+    names = [c.name for c in clusters]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"clusters: the name {name!r} is used twice; names must be unique")
+
     return Settings(
         clusters=tuple(clusters),
+        alerting=alerting,
         listen_address=listen,
         max_staleness=max_staleness,
         log_level=_choice(
@@ -488,7 +489,6 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         log_format=_choice(
             overrides.log_format or mapping.get("log_format", "text"), _LOG_FORMATS, "log_format"
         ),
-        alerting=alerting,
     )
 
 

@@ -42,33 +42,35 @@ class Published:
 
 
 class Store:
-    """Latest view per cluster and the documents rendered from them."""
+    """Latest view per cluster, the alerts evaluated on it, and the documents
+    rendered from them."""
 
-    def __init__(self, cluster_names: Sequence[str], alerts: AlertsSnapshot | None = None) -> None:
+    def __init__(self, cluster_names: Sequence[str], alerting: Alerting | None = None) -> None:
         self._names = list(cluster_names)
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
-        self._alerts = alerts
+        self._alerting = alerting
+        self._alerts = alerting.snapshot() if alerting is not None else None
         self.published = Published(
             (),
-            render((), alert_families(alerts) if alerts else ()),
+            render((), alert_families(self._alerts) if self._alerts else ()),
             render_groups(()),
             ready=False,
-            alerts_json=render_alerts(alerts),
+            alerts_json=render_alerts(self._alerts),
         )
 
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
 
-    def update(self, view: ClusterView, alerts: AlertsSnapshot | None = None) -> None:
+    def update(self, view: ClusterView) -> None:
         with self._lock:
             self._views[view.cluster] = view
             if view.health.up:
                 self._ever_up.add(view.cluster)
-            # Pollers of two clusters may hand in their snapshots out of order.
-            if alerts is not None and (self._alerts is None or alerts.seq > self._alerts.seq):
-                self._alerts = alerts
+            # Evaluated under the same lock as the rendering, so the exposition,
+            # /api/v1/alerts and the alert state are always of the same moment.
+            self._alerts = self._evaluate_alerts(view)
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
@@ -77,6 +79,16 @@ class Store:
                 ready=self._ever_up.issuperset(self._names),
                 alerts_json=render_alerts(self._alerts),
             )
+
+    def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
+        if self._alerting is None:
+            return None
+        try:
+            # The time of the poll the view describes: `for` counts poll times.
+            return self._alerting.evaluate(view, view.health.last_poll_at or time.time())
+        except Exception:  # a bug in alerting must not stop metrics from being served
+            log.exception("cluster %s: unexpected error evaluating alert rules", view.cluster)
+            return self._alerts
 
 
 class ClusterPoller:
@@ -88,11 +100,9 @@ class ClusterPoller:
         store: Store,
         max_staleness: float,
         collector_factory: Callable[[ClusterConfig], Collector] = Collector,
-        alerting: Alerting | None = None,
     ) -> None:
         self.cluster = cluster
         self.store = store
-        self.alerting = alerting
         self.max_staleness = max_staleness
         self.collector = collector_factory(cluster)
         self._stop = threading.Event()
@@ -127,20 +137,11 @@ class ClusterPoller:
             max_staleness=self.max_staleness,
             health=health,
         )
-        self.store.update(view, self._evaluate_alerts(view, poll.started_at))
+        self.store.update(view)
         self._log(poll)
         for notice in notices:
             log.info("cluster %s: %s", self.cluster.name, notice.message)
         return view
-
-    def _evaluate_alerts(self, view: ClusterView, now: float) -> AlertsSnapshot | None:
-        if self.alerting is None:
-            return None
-        try:
-            return self.alerting.evaluate(view, now)
-        except Exception:  # a bug in alerting must not stop metrics from being served
-            log.exception("cluster %s: unexpected error evaluating alert rules", self.cluster.name)
-            return None
 
     def _log(self, poll: PollResult) -> None:
         name = self.cluster.name
@@ -190,20 +191,18 @@ class ClusterPoller:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        names = [c.name for c in settings.clusters]
         self.alerting = (
             Alerting(
                 settings.alerting,
-                cluster_names=names,
+                cluster_names=[c.name for c in settings.clusters],
                 listen_host_port=settings.listen_host_port,
             )
             if settings.alerting is not None
             else None
         )
-        self.store = Store(names, self.alerting.snapshot() if self.alerting else None)
+        self.store = Store([c.name for c in settings.clusters], self.alerting)
         self.pollers = [
-            ClusterPoller(c, self.store, settings.max_staleness, alerting=self.alerting)
-            for c in settings.clusters
+            ClusterPoller(c, self.store, settings.max_staleness) for c in settings.clusters
         ]
 
     def start(self) -> None:

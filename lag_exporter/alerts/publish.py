@@ -17,7 +17,6 @@ from .engine import Alert, Phase
 class AlertsSnapshot:
     """The alert state at one moment, as the HTTP server shows it."""
 
-    seq: int  # increases with every evaluation, so a newer snapshot is never replaced by an older
     alerts: tuple[Alert, ...] = ()
     rules: tuple[str, ...] = ()
     notifiers: Mapping[str, NotifierStats] = field(default_factory=dict)

@@ -52,7 +52,6 @@ class Alerting:
         }
         self._repeat = settings.repeat_intervals
         self._lock = threading.Lock()
-        self._seq = 0
         self._state: dict[AlertKey, Alert] = {}
         if settings.state_file:
             try:
@@ -96,9 +95,7 @@ class Alerting:
             return self._snapshot()
 
     def _snapshot(self) -> AlertsSnapshot:
-        self._seq += 1
         return AlertsSnapshot(
-            seq=self._seq,
             alerts=tuple(sorted_alerts(self._state)),
             rules=tuple(r.name for r in self.settings.rules),
             notifiers={name: d.stats() for name, d in self._deliverers.items()},

@@ -14,10 +14,11 @@ from lag_exporter.alerts.engine import Notification
 from lag_exporter.alerts.notifiers import Context, endpoint, payload_builder, rfc3339
 from lag_exporter.alerts.publish import AlertsSnapshot, families, render_alerts
 from lag_exporter.alerts.rules import NotifierConfig, parse_alerting
+from lag_exporter.alerts.service import Alerting
 from lag_exporter.daemon import Store
 from lag_exporter.server import HttpServer
 
-from .alert_factories import Run, lag_poll, rule
+from .alert_factories import Run, alerting, lag_poll, rule
 from .factories import view_of
 
 T0 = 1_700_000_000.0
@@ -138,7 +139,6 @@ def snapshot() -> AlertsSnapshot:
     run.step(lag_poll(T0, 500, 50))
     stats = NotifierStats({"delivered": 3, "failed": 1}, retries=2, queued=0)
     return AlertsSnapshot(
-        seq=1,
         alerts=tuple(run.state.values()),
         rules=("behind", "sum", "quiet"),
         notifiers={"hook": stats},
@@ -174,14 +174,17 @@ def test_alert_metrics_by_rule_state_and_notifier_outcome() -> None:
 
 
 def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
-    snap = snapshot()
-    store = Store(["c1"], AlertsSnapshot(seq=0, rules=("behind",)))
+    settings = alerting(
+        {"name": "behind", "metric": "lag", "threshold": 100, "for": "1m"},
+        {"name": "sum", "metric": "lag_sum", "threshold": 100},
+    )
+    service = Alerting(settings, cluster_names=["c1"], listen_host_port=("0.0.0.0", 9308))
+    store = Store(["c1"], service)
     assert json.loads(store.published.alerts_json) == {"alerts": []}
     assert b'lag_exporter_alerts{rule="behind",state="firing"} 0.0' in (
         store.published.exposition.text
     )
-    store.update(view_of(lag_poll(T0, 500, 50)), snap)
-    store.update(view_of(lag_poll(T0, 500, 50)), AlertsSnapshot(seq=0))  # older: ignored
+    store.update(view_of(lag_poll(T0, 500, 50)))
     server = HttpServer("127.0.0.1", 0, lambda: store.published)
     server.start()
     try:
@@ -200,3 +203,5 @@ def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
     assert b'lag_exporter_alerts{rule="sum",state="firing"} 1.0' in text
     assert b"kafka_consumergroup_lag{" in text
     assert json.loads(render_alerts(None)) == {"alerts": []}
+    # The firing alert was queued for both notifiers (not started here: nothing sent).
+    assert b'lag_exporter_alert_notification_queue_length{notifier="hook"} 1.0' in text
