@@ -24,7 +24,7 @@ restart.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -130,12 +130,9 @@ def evaluate(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for rule in rules:
-        measure = MEASURES[rule.metric]
         series: dict[Labels, tuple[Value | None, bool]] = {}
         if rule.clusters.matches(view.cluster):
-            for s in measure.extract(view):
-                if rule.selects(view.cluster, dict(s.labels)):
-                    series[(("cluster", view.cluster), *s.labels)] = (s.value, s.stale)
+            series = _selected_series(rule, view)
 
         for identity, (value, stale) in series.items():
             key = (rule.name, identity)
@@ -161,6 +158,44 @@ def evaluate(
                 del new[key]
                 _end(alert, now, None, "series gone", transitions, notifications)
     return Evaluation(new, transitions, notifications)
+
+
+def _memo(match: Callable[[str], bool]) -> Callable[[str], bool]:
+    cache: dict[str, bool] = {}
+
+    def cached(name: str) -> bool:
+        hit = cache.get(name)
+        if hit is None:
+            hit = cache[name] = match(name)
+        return hit
+
+    return cached
+
+
+def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value | None, bool]]:
+    """The rule's series in this view: identity (cluster first) -> (value, stale)."""
+    measure = MEASURES[rule.metric]
+    # A large cluster has hundreds of thousands of partition series per poll,
+    # but names repeat (a group has many partitions): match each name once.
+    group_ok = _memo(rule.groups.matches)
+    topic_ok = _memo(rule.topics.matches)
+    names = measure.labels
+    group_at = names.index("consumergroup") if "consumergroup" in names else None
+    topic_at = names.index("topic") if "topic" in names else None
+    if rule.groups.is_empty:
+        group_at = None  # selects everything: no need to look
+    if rule.topics.is_empty:
+        topic_at = None
+    cluster = ("cluster", view.cluster)
+    out: dict[Labels, tuple[Value | None, bool]] = {}
+    for s in measure.extract(view):
+        labels = s.labels
+        if group_at is not None and not group_ok(labels[group_at][1]):
+            continue
+        if topic_at is not None and not topic_ok(labels[topic_at][1]):
+            continue
+        out[(cluster, *labels)] = (s.value, s.stale)
+    return out
 
 
 def retire(

@@ -99,15 +99,6 @@ class Rule:
         """Whether the rule's condition is true for this value."""
         return OPERATORS[self.op](value, self.threshold)
 
-    def selects(self, cluster: str, labels: Mapping[str, str]) -> bool:
-        if not self.clusters.matches(cluster):
-            return False
-        group = labels.get("consumergroup")
-        if group is not None and not self.groups.matches(group):
-            return False
-        topic = labels.get("topic")
-        return topic is None or self.topics.matches(topic)
-
     def render_annotations(self, labels: Mapping[str, str], value: Value | None) -> dict[str, str]:
         return {k: t.render(labels, value, self.threshold) for k, t in self.annotations.items()}
 
