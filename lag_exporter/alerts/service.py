@@ -105,14 +105,15 @@ class Alerting:
         self._state = result.state
         for t in result.transitions:
             a = t.alert
-            labels = " ".join(f"{k}={v}" for k, v in a.identity)
-            condition = f"{a.metric} {format_value(a.value)} {a.op} {format_value(a.threshold)}"
             log.info(
-                "alert %s %s: %s (%s; %s)",
+                "alert %s %s: %s; %s=%s (threshold %s %s); %s",
                 a.rule,
                 t.change,
-                labels,
-                condition,
+                " ".join(f"{k}={v}" for k, v in a.identity),
+                a.metric,
+                format_value(a.value),
+                a.op,
+                format_value(a.threshold),
                 t.reason,
             )
         for n in result.notifications:
