@@ -135,7 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "validate-config":
             settings = load_settings(args.file)
             names = ", ".join(c.name for c in settings.clusters)
-            print(f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names})")
+            rules = len(settings.alerting.rules) if settings.alerting else 0
+            print(
+                f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names}; "
+                f"{rules} alert rule(s))"
+            )
             return EXIT_OK
         settings = _settings(args)
     except ConfigError as exc:
@@ -174,7 +178,11 @@ def _run(settings: Settings) -> int:
     from .server import HttpServer
 
     host, port = settings.listen_host_port
-    daemon = Daemon(settings)
+    try:
+        daemon = Daemon(settings)
+    except ConfigError as exc:  # e.g. an alert state file that cannot be written
+        print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         server = HttpServer(host, port, lambda: daemon.store.published)
     except OSError as exc:

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import history as history_store
+from .alerts.publish import AlertsSnapshot, render_alerts
+from .alerts.publish import families as alert_families
+from .alerts.service import Alerting
 from .api import render_groups
 from .config import ClusterConfig, Settings
 from .health import next_health, poll_outcome
@@ -39,17 +42,27 @@ class Published:
     exposition: Exposition
     groups_json: bytes
     ready: bool  # every cluster has had a poll that reached it
+    alerts_json: bytes = render_alerts(None)
 
 
 class Store:
-    """Latest view per cluster and the documents rendered from them."""
+    """Latest view per cluster, the alerts evaluated on it, and the documents
+    rendered from them."""
 
-    def __init__(self, cluster_names: Sequence[str]) -> None:
+    def __init__(self, cluster_names: Sequence[str], alerting: Alerting | None = None) -> None:
         self._names = list(cluster_names)
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
-        self.published = Published((), render(()), render_groups(()), ready=False)
+        self._alerting = alerting
+        self._alerts = alerting.snapshot() if alerting is not None else None
+        self.published = Published(
+            (),
+            render((), alert_families(self._alerts) if self._alerts else ()),
+            render_groups(()),
+            ready=False,
+            alerts_json=render_alerts(self._alerts),
+        )
 
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
@@ -59,13 +72,27 @@ class Store:
             self._views[view.cluster] = view
             if view.health.up:
                 self._ever_up.add(view.cluster)
+            # Evaluated under the same lock as the rendering, so the exposition,
+            # /api/v1/alerts and the alert state are always of the same moment.
+            self._alerts = self._evaluate_alerts(view)
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
-                exposition=render(views),
+                exposition=render(views, alert_families(self._alerts) if self._alerts else ()),
                 groups_json=render_groups(views),
                 ready=self._ever_up.issuperset(self._names),
+                alerts_json=render_alerts(self._alerts),
             )
+
+    def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
+        if self._alerting is None:
+            return None
+        try:
+            # The time of the poll the view describes: `for` counts poll times.
+            return self._alerting.evaluate(view, view.health.last_poll_at or time.time())
+        except Exception:  # a bug in alerting must not stop metrics from being served
+            log.exception("cluster %s: unexpected error evaluating alert rules", view.cluster)
+            return self._alerts
 
 
 class ClusterPoller:
@@ -227,7 +254,16 @@ class ClusterPoller:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store([c.name for c in settings.clusters])
+        self.alerting = (
+            Alerting(
+                settings.alerting,
+                cluster_names=[c.name for c in settings.clusters],
+                listen_host_port=settings.listen_host_port,
+            )
+            if settings.alerting is not None
+            else None
+        )
+        self.store = Store([c.name for c in settings.clusters], self.alerting)
         self.pollers = [
             ClusterPoller(
                 c,
@@ -240,6 +276,8 @@ class Daemon:
         ]
 
     def start(self) -> None:
+        if self.alerting is not None:
+            self.alerting.start()
         for poller in self.pollers:
             poller.start()
 
@@ -248,3 +286,5 @@ class Daemon:
             poller.request_stop()
         for poller in self.pollers:
             poller.stop()
+        if self.alerting is not None:
+            self.alerting.stop()
