@@ -100,4 +100,9 @@ MEASURES: dict[str, Measure] = {
     "lag": per_partition(lambda p: p.lag),
     "lag_sum": Measure(("consumergroup", "topic"), _lag_sum),
     "max_lag": per_group(lambda g: g.max_lag),
+    "lag_seconds": per_partition(lambda p: p.lag_seconds),
+    "max_lag_seconds": per_group(lambda g: g.max_lag_seconds),
+    # Status words (OK, WARN, STOP, STALL, REWIND; ERR for groups), compared with == / !=.
+    "status": per_partition(lambda p: str(p.status) if p.status else None, numeric=False),
+    "group_status": per_group(lambda g: str(g.status) if g.status else None, numeric=False),
 }

@@ -469,3 +469,54 @@ def test_a_new_measure_is_one_registration(monkeypatch: pytest.MonkeyPatch) -> N
     run.step(p)
     (alert,) = run.state.values()
     assert alert.label("consumergroup") == "idle" and alert.value == "Empty"
+
+
+def test_rules_on_lag_seconds_and_status() -> None:
+    from lag_exporter.alerts.engine import evaluate
+    from lag_exporter.history import History
+    from lag_exporter.status import StatusRules
+    from lag_exporter.view import Derivation
+
+    from .factories import view_of as build
+
+    derive = Derivation(History(size=50), StatusRules(stop_after=20, stop_after_max=60))
+    rules = alerting(
+        {"name": "old", "metric": "lag_seconds", "threshold": 30, "notifiers": ["hook"]},
+        {
+            "name": "stopped",
+            "metric": "status",
+            "op": "==",
+            "threshold": "STOP",
+            "notifiers": ["hook"],
+        },
+        {
+            "name": "group-err",
+            "metric": "group_status",
+            "op": "==",
+            "threshold": "ERR",
+            "notifiers": ["hook"],
+        },
+    ).rules
+    state: dict = {}  # type: ignore[type-arg]
+    view = None
+    fired: list[str] = []
+    for i in range(0, 61, 5):
+        t = 1_700_000_000.0 + i
+        # Production 10/s; the group stopped at offset 100 at t+10 and nobody owns it.
+        p = poll(
+            t,
+            topics={"t": 1},
+            ends={("t", 0): (0, 10 * i)},
+            groups=[group("g", state="Empty")],
+            committed={"g": {("t", 0): min(100, 10 * i)}},
+        )
+        view = build(p, view, derive=derive)
+        result = evaluate(rules, view, t, state, {"hook": 3600.0})
+        state = result.state
+        fired += [n.alert.rule for n in result.notifications if n.status == "firing"]
+    assert sorted(fired) == ["group-err", "old", "stopped"]
+
+
+def test_status_rules_need_a_word_and_an_equality() -> None:
+    with pytest.raises(ConfigError):
+        alerting({"name": "x", "metric": "status", "op": ">", "threshold": "STOP"})
