@@ -250,8 +250,9 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
     )
     info = f.gauge(
         "kafka_consumergroup_info",
-        "Group protocol and coordinator; the value is always 1.",
-        [*group_labels, "protocol_type", "protocol", "coordinator"],
+        "Group protocol, coordinator and group type (classic, consumer for KIP-848 groups, "
+        "share, streams; empty when the broker does not tell); the value is always 1.",
+        [*group_labels, "protocol_type", "protocol", "coordinator", "group_type"],
     )
     uncommitted = f.gauge(
         "kafka_consumergroup_uncommitted_partitions",
@@ -331,7 +332,16 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
                 consumed.add_metric([*g, topic], rates.consumption_rate)
             if rates.catchup_seconds is not None:
                 catchup.add_metric([*g, topic], rates.catchup_seconds)
-        info.add_metric([*g, group.protocol_type, group.protocol, str(group.coordinator or "")], 1)
+        info.add_metric(
+            [
+                *g,
+                group.protocol_type,
+                group.protocol,
+                str(group.coordinator or ""),
+                group.group_type,
+            ],
+            1,
+        )
         stale.add_metric(g, 1 if group.stale else 0)
         uncommitted.add_metric(g, group.uncommitted_partitions)
         if group.members_known:

@@ -49,6 +49,9 @@ class Member:
     host: str
     instance_id: str | None
     assignment: tuple[TopicPartition, ...]
+    # Topics the member subscribed to by name, where the group protocol says
+    # (classic consumer groups and KIP-848 groups); empty when unknown.
+    subscribed_topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,11 @@ class GroupDescription:
     coordinator: int | None
     members: tuple[Member, ...]
     # False when only ListGroups knew the group (e.g. a group on the new
-    # consumer protocol that DescribeGroups cannot see): members unknown.
+    # consumer protocol on a broker without ConsumerGroupDescribe): members unknown.
     described: bool = True
+    # ListGroups' group type (v5+): "classic", "consumer" (KIP-848), "share"
+    # (KIP-932), "streams"; empty when the broker does not tell.
+    group_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class GroupView:
     read_at: float  # wall clock when its offsets were last read successfully
     status: Status | None = None
     topic_rates: dict[str, GroupTopicRates] = field(default_factory=dict)
+    group_type: str = ""
 
     @property
     def max_lag(self) -> int | None:

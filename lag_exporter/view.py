@@ -266,6 +266,7 @@ def _group_view(
         read_at=poll.started_at,
         status=group_status(statuses) if any(s is not None for s in statuses) else None,
         topic_rates=_topic_rates(rows, topics) if derive is not None else {},
+        group_type=description.group_type,
     )
 
 
@@ -361,4 +362,5 @@ def _as_stale(before: GroupView, description: GroupDescription | None) -> GroupV
         read_at=before.read_at,
         status=before.status,
         topic_rates=before.topic_rates,
+        group_type=before.group_type,
     )
