@@ -70,6 +70,7 @@ def test_a_java_consumer_on_the_new_group_protocol_is_reported_with_members_and_
     assert m["client_id"] == "console-consumer"
     assert sorted((a["topic"], a["partition"]) for a in m["assignment"]) == [(topic, 0), (topic, 1)]
     assert value(s, "kafka_consumergroup_members", consumergroup=group) == 1
+    assert value(s, "kafka_consumergroup_idle_members", consumergroup=group) == 0
     assert value(s, "kafka_consumergroup_info", consumergroup=group, group_type="consumer") == 1
     owners = select(s, "kafka_consumergroup_partition_assignment", consumergroup=group)
     assert len(owners) == 2 and {dict(k)["member_id"] for k in owners} == {m["member_id"]}
