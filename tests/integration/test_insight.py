@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import random
 import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kafka import KafkaProducer
 
-from .conftest import Exporter, Kafka, select, value, wait_until
+from localkafka import KafkaBroker
+
+from .conftest import ROOT, Exporter, Kafka, exporter_command, select, value, wait_until
 from .traffic import PacedProducer, Polling, ThrottledConsumer, round_robin
 
 StartExporter = Callable[..., Exporter]
@@ -96,38 +102,73 @@ def test_a_throttled_consumer_gets_partition_advice_that_follows_the_rule(
     kafka: Kafka,
     unique: Callable[[str], str],
     start_exporter: StartExporter,
+    broker: KafkaBroker,
+    tmp_path: Path,
 ) -> None:
     produced, capacity, headroom = 30.0, 10.0, 1.2
     topic = kafka.create_topic(unique("orders"), partitions=2)
     group = unique("slow")
-    exporter = start_exporter(insight={"min_busy_time": "10s"})
+    insight = {"min_busy_time": "10s"}
+    exporter = start_exporter(insight=insight)
+    plan_config = tmp_path / "plan.yml"
+    plan_config.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [
+                    {
+                        "name": "test",
+                        "kafka": {"bootstrap.servers": broker.bootstrap},
+                        "insight": insight,
+                    }
+                ]
+            }
+        )
+    )
     labels = {"consumergroup": group, "topic": topic}
     consumer = kafka.consumer(group, topic, client_id="slow-1")
     with (
         PacedProducer(kafka.bootstrap, topic, produced, round_robin(2)),
         ThrottledConsumer(consumer, capacity),
     ):
+        plan = subprocess.Popen(
+            [
+                *exporter_command("plan", "--config", str(plan_config)),
+                *("--duration", "30s", "--poll-interval", "1s", "--format", "json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
 
-        def measured() -> dict[str, Any] | None:
-            s = exporter.metrics()
-            busy = value(s, "kafka_consumergroup_capacity_busy_seconds", **labels)
-            # Twenty seconds of backlog: enough that the ends of the span matter little.
-            if busy is None or busy < 20:
-                return None
-            return {
-                "needed": value(s, "kafka_consumergroup_partitions_needed", **labels),
-                "consumers": value(s, "kafka_consumergroup_consumers_needed", **labels),
-                "capacity": value(
-                    s,
-                    "kafka_consumergroup_consumption_capacity_per_partition_messages_per_second",
-                    method="member",
-                    **labels,
-                ),
-                "production": value(s, "kafka_topic_messages_in_per_second", topic=topic),
-                "verdict": select(s, "kafka_consumergroup_partition_advice", **labels),
-            }
+            def measured() -> dict[str, Any] | None:
+                s = exporter.metrics()
+                busy = value(s, "kafka_consumergroup_capacity_busy_seconds", **labels)
+                # Twenty seconds of backlog: enough that the ends of the span matter little.
+                if busy is None or busy < 20:
+                    return None
+                return {
+                    "needed": value(s, "kafka_consumergroup_partitions_needed", **labels),
+                    "consumers": value(s, "kafka_consumergroup_consumers_needed", **labels),
+                    "capacity": value(
+                        s,
+                        "kafka_consumergroup_consumption_capacity_per_partition_"
+                        "messages_per_second",
+                        method="member",
+                        **labels,
+                    ),
+                    "production": value(s, "kafka_topic_messages_in_per_second", topic=topic),
+                    "verdict": select(s, "kafka_consumergroup_partition_advice", **labels),
+                }
 
-        gauges = wait_until(measured, timeout=120, what="20 s of measured backlog")
+            gauges = wait_until(measured, timeout=120, what="20 s of measured backlog")
+            out, err = plan.communicate(timeout=90)
+        finally:
+            if plan.poll() is None:
+                plan.kill()
+                plan.wait()
+    assert plan.returncode == 0, err
 
     # Tolerance: producer and consumer keep absolute schedules, so their rates
     # over the run are the ones set here even on a loaded machine (a stall is
@@ -150,6 +191,15 @@ def test_a_throttled_consumer_gets_partition_advice_that_follows_the_rule(
     check(gauges["production"], gauges["capacity"], gauges["needed"])
     assert gauges["consumers"] == gauges["needed"]  # one consumer per partition at most
     assert [dict(k)["verdict"] for k in gauges["verdict"]] == ["add_partitions"]
+
+    report = json.loads(out)
+    (cluster,) = report["clusters"]
+    (advice,) = next(t for t in cluster["topics"] if t["topic"] == topic)["groups"]
+    check(advice["production_rate"], advice["capacity_per_partition"], advice["partitions_needed"])
+    assert advice["verdict"] == "add_partitions" and advice["partitions"] == 2
+    assert advice["consumers"] == 1 and advice["capacity_method"] == "member"
+    assert any("never removed" in rule for rule in report["kafka_rules"])
+    assert report["polls"] >= 20
 
 
 def test_a_dead_letter_topic_receiving_messages_shows_with_its_main_topic(
