@@ -163,10 +163,11 @@ def _group_insight(
     )
     idle = tuple(m for m in group.members if not m.assignment) if settled else ()
     unowned = unowned_partitions(group.members, view.topics) if settled else {}
+    # Rows carried over (stale) count as they are shown: the group's staleness
+    # is reported apart, and its measurements are kept meanwhile.
     by_topic: dict[str, list[PartitionLag]] = {}
     for row in group.partitions:
-        if not row.stale:
-            by_topic.setdefault(row.topic, []).append(row)
+        by_topic.setdefault(row.topic, []).append(row)
     advice = {
         topic: _advice(
             group, rows, view.topics[topic], topics[topic], history, config, now, allowed_lag
@@ -434,6 +435,16 @@ def retry_topics(view: ClusterView, config: InsightConfig) -> dict[str, RetryTop
         if found is not None:
             kind, main = found
             kinds.setdefault(main, {"retry": [], "dead_letter": []})[kind].append(name)
+    # Groups' lag on every retry topic, in one pass over the groups.
+    retry_names = {name for found_kinds in kinds.values() for name in found_kinds["retry"]}
+    lag_on: dict[str, dict[tuple[str, str], int]] = {}
+    if retry_names:
+        for g in view.groups.values():
+            for r in g.partitions:
+                if r.topic in retry_names and r.lag is not None:
+                    lags = lag_on.setdefault(r.topic, {})
+                    key = (g.group_id, r.topic)
+                    lags[key] = lags.get(key, 0) + r.lag
     out: dict[str, RetryTopics] = {}
     for main, found_kinds in sorted(kinds.items()):
         related = found_kinds["retry"] + found_kinds["dead_letter"]
@@ -448,13 +459,9 @@ def retry_topics(view: ClusterView, config: InsightConfig) -> dict[str, RetryTop
                 for o in t.offsets.values()
                 if o.log_end is not None and o.log_start is not None
             )
-        retry_set = set(found_kinds["retry"])
-        retry_lag: dict[tuple[str, str], int] = {}
-        for g in view.groups.values():
-            for r in g.partitions:
-                if r.topic in retry_set and r.lag is not None:
-                    key = (g.group_id, r.topic)
-                    retry_lag[key] = retry_lag.get(key, 0) + r.lag
+        retry_lag = {
+            key: lag for name in found_kinds["retry"] for key, lag in lag_on.get(name, {}).items()
+        }
         out[main] = RetryTopics(
             main_topic=main,
             main_exists=main in view.topics,

@@ -353,7 +353,11 @@ def _observe_members(
     """
     seen: list[MemberKey] = []
     for g in groups:
-        if g.stale or not g.members_known:
+        if g.stale:
+            # Not re-read this poll: keep what was measured while it is carried.
+            seen.extend(key for key in derive.history.members if key[0] == g.group_id)
+            continue
+        if not g.members_known:
             continue
         rows = {(r.topic, r.partition): r for r in g.partitions}
         for m in g.members:

@@ -50,6 +50,7 @@ class Simulation:
     backlog: Mapping[int, float] = field(default_factory=dict)  # lag at the start
     members_known: bool = True
     config: InsightConfig = field(default_factory=lambda: InsightConfig(min_busy_time=20.0))
+    derive: Derivation | None = None  # the last run's, with its history
 
     def run(self, seconds: float) -> ClusterView:
         partitions = len(self.production)
@@ -62,6 +63,7 @@ class Simulation:
             rate_window=seconds,
             insight=self.config,
         )
+        self.derive = derive
         members = tuple(
             Member(f"{c.name}-id", c.name, "10.0.0.1", None, tuple(c.partitions), (self.topic,))
             for c in self.consumers

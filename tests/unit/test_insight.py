@@ -16,7 +16,13 @@ from lag_exporter.insight import (
     skew,
     unowned_partitions,
 )
-from lag_exporter.model import CapacityMethod, ClusterView, PartitionAdvice, Verdict
+from lag_exporter.model import (
+    CapacityMethod,
+    ClusterView,
+    GroupDescription,
+    PartitionAdvice,
+    Verdict,
+)
 from lag_exporter.view import Derivation
 
 from .factories import group, member, poll, view_of
@@ -433,3 +439,28 @@ def test_hot_partitions_need_a_minimum_rate() -> None:
     assert t.hot_partitions == () and t.skew == pytest.approx(2.0)
     assert t.shares == {0: pytest.approx(1.0), 1: 0.0}
     assert math.isclose(sum(t.shares.values()), 1.0)
+
+
+def test_a_poll_that_cannot_read_the_group_keeps_its_measurements() -> None:
+    sim = Simulation("t", {0: 15.0, 1: 15.0}, [Consumer("c1", 10.0, [("t", 0), ("t", 1)])])
+    view = sim.run(120)
+    assert sim.derive is not None
+    meters = dict(sim.derive.history.members)
+    assert list(meters) == [("g", "t", "c1-id", (0, 1))]
+    last = view.health.last_poll_at or 0
+    failed = poll(
+        last + 5,
+        topics={"t": 2},
+        ends={("t", 0): (0, 5000), ("t", 1): (0, 5000)},
+        groups=[view_groups_description(view)],
+        failed_groups={"g"},
+    )
+    after = view_of(failed, view, derive=sim.derive)
+    assert after.groups["g"].stale
+    assert sim.derive.history.members == meters
+    assert sim_advice(after).capacity == pytest.approx(10.0, rel=0.05)
+
+
+def view_groups_description(view: ClusterView) -> GroupDescription:
+    g = view.groups["g"]
+    return GroupDescription(g.group_id, g.state, g.protocol_type, g.protocol, 1, g.members)
