@@ -464,3 +464,50 @@ def test_a_poll_that_cannot_read_the_group_keeps_its_measurements() -> None:
 def view_groups_description(view: ClusterView) -> GroupDescription:
     g = view.groups["g"]
     return GroupDescription(g.group_id, g.state, g.protocol_type, g.protocol, 1, g.members)
+
+
+def test_dead_letter_and_retry_measures_for_alert_rules() -> None:
+    from lag_exporter.alerts.engine import evaluate
+    from lag_exporter.alerts.measures import MEASURES
+
+    from .alert_factories import alerting
+
+    derive = Derivation(History(), rate_window=60, insight=InsightConfig())
+    view: ClusterView | None = None
+    for i in range(3):
+        view = view_of(
+            poll(
+                T0 + 10 * i,
+                topics={"orders": 1, "orders-retry": 1, "orders-dlt": 1},
+                ends={
+                    ("orders", 0): (0, 100),
+                    ("orders-retry", 0): (0, 20),
+                    ("orders-dlt", 0): (0, 5 + 2 * i),
+                },
+                groups=[group("svc")],
+                committed={"svc": {("orders-retry", 0): 8}},
+            ),
+            view,
+            derive=derive,
+        )
+    assert view is not None
+    dlt = {s.labels: s.value for s in MEASURES["dead_letter_messages"].extract(view)}
+    assert dlt == {(("main_topic", "orders"), ("topic", "orders-dlt")): 9}
+    rates = [s.value for s in MEASURES["dead_letter_rate"].extract(view)]
+    assert rates == [pytest.approx(0.2)]
+    retry = {s.labels: s.value for s in MEASURES["retry_lag"].extract(view)}
+    assert retry == {
+        (("consumergroup", "svc"), ("main_topic", "orders"), ("topic", "orders-retry")): 12
+    }
+    rules = alerting(
+        {
+            "name": "dead-letters",
+            "metric": "dead_letter_messages",
+            "threshold": 0,
+            "notifiers": ["hook"],
+            "topics": {"include": [{"regex": ".*-dlt"}]},
+        },
+    ).rules
+    result = evaluate(rules, view, T0 + 20, {}, {"hook": 3600.0})
+    (alert,) = result.state.values()
+    assert alert.label("main_topic") == "orders" and alert.value == 9
