@@ -116,6 +116,7 @@ def test_paused_consumer_lag_seconds_tracks_the_pause_then_returns_to_zero(
         reported, polled_at = lag_seconds(exporter, group)
         assert reported is not None and polled_at is not None
         truth = polled_at - paused_at
+        print(f"paused consumer: lag seconds reported {reported:.2f}, truth {truth:.2f}")
         assert abs(reported - truth) <= POLL + 0.5, (reported, truth)
         assert truth >= pause - POLL
 
@@ -159,6 +160,7 @@ def test_exact_mode_agrees_with_the_estimate_on_steady_traffic(
     assert exact["lag_seconds_exact"] is True
     assert estimate["lag_seconds_exact"] is False and not estimate["lag_seconds_lower_bound"]
     assert exact["committed_offset"] == estimate["committed_offset"]
+    print(f"exact {exact['lag_seconds']:.2f} s, estimate {estimate['lag_seconds']:.2f} s")
     assert abs(exact["lag_seconds"] - estimate["lag_seconds"]) <= POLL + 0.5, (exact, estimate)
 
 
