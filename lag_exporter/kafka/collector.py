@@ -26,6 +26,7 @@ moved coordinator costs at most one poll of that group.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -48,7 +49,7 @@ from ..model import (
     PollResult,
     TopicPartition,
 )
-from .connection import KafkaConnection
+from .connection import BootstrapError, KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,47 @@ _TIMESTAMP_CACHE_SIZE = 50_000
 _INTERNAL_PREFIX = "__"
 
 
+# Appended to the log line when a cluster cannot be reached, for the kinds
+# where the fix is on the user's side.
+_HINTS = {
+    ErrorKind.AUTHENTICATION: " (check sasl.mechanism, sasl.username and sasl.password)",
+    ErrorKind.TLS: (
+        " (check ssl.ca.location, ssl.certificate.location and ssl.key.location"
+        " against the broker's certificate and its client authentication)"
+    ),
+}
+
+
 class PollTimeout(Exception):
     """The poll ran out of its time budget."""
 
 
+_AUTHENTICATION_ERRORS = (
+    Errors.SaslAuthenticationFailedError,
+    Errors.UnsupportedSaslMechanismError,
+    Errors.IllegalSaslStateError,
+)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A TLS handshake or certificate failure; kafka-python passes them on as text."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) or "[SSL" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
+    if isinstance(exc, BootstrapError):
+        return _error_kind(exc.cause, ErrorKind.CONNECTION) if exc.cause else ErrorKind.CONNECTION
+    if isinstance(exc, _AUTHENTICATION_ERRORS):
+        return ErrorKind.AUTHENTICATION
+    if _is_tls_failure(exc):
+        return ErrorKind.TLS
     if isinstance(exc, Errors.AuthorizationError):
         return ErrorKind.AUTHORIZATION
     if isinstance(exc, Errors.KafkaTimeoutError | PollTimeout):
@@ -146,12 +183,18 @@ class Collector:
         try:
             self.connection.ensure_connected(self.cluster.poll_timeout)
         except Exception as exc:
-            log.warning("cluster %s: cannot connect: %s", self.cluster.name, _describe(exc))
+            kind = _error_kind(exc, ErrorKind.CONNECTION)
+            log.warning(
+                "cluster %s: cannot connect: %s%s",
+                self.cluster.name,
+                _describe(exc),
+                _HINTS.get(kind, ""),
+            )
             return _unreached(
                 self.cluster.name,
                 started_at,
                 time.monotonic() - started,
-                PollError(_error_kind(exc, ErrorKind.CONNECTION), _describe(exc)),
+                PollError(kind, _describe(exc)),
             )
         poll = Poll(self.connection, self.cluster.poll_timeout)
         try:
@@ -168,6 +211,11 @@ class Collector:
         if not result.reached:
             # Start from bootstrap next time: the brokers we knew may be gone.
             self.connection.close()
+        elif any(e.kind in (ErrorKind.AUTHENTICATION, ErrorKind.TLS) for e in result.errors):
+            # kafka-python remembers an authentication failure per broker and
+            # never tries that broker again; the next poll should, since the
+            # broker side may have been put right meanwhile.
+            self.connection.forget_auth_failures()
         return result
 
     # --- the poll, on kafka-python's I/O thread -----------------------------

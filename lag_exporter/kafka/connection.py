@@ -4,6 +4,12 @@ kafka-python bootstraps eagerly in the constructor and raises when no broker
 answers; a cluster that is down at start or goes away later must not stop the
 exporter, so the client is created lazily and thrown away after the cluster
 stops answering, and the next poll tries again.
+
+When the client cannot bootstrap, kafka-python only says "Unable to
+bootstrap"; the reason (a rejected password, a certificate that does not
+verify) is kept here from the failed connection, so that the log and the
+error metrics can tell the user what to fix. A half-built client is taken
+down again, so failed attempts leave no I/O thread or socket behind.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
+from kafka.net.compat import KafkaNetClient
 
 from .. import __version__
 from ..config import ClusterConfig
@@ -19,10 +26,38 @@ from ..config import ClusterConfig
 log = logging.getLogger(__name__)
 
 
+class BootstrapError(Exception):
+    """No bootstrap server could be used; `cause` is the last connection failure, if known."""
+
+    def __init__(self, message: str, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class KafkaConnection:
     def __init__(self, cluster: ClusterConfig) -> None:
         self.cluster = cluster
         self._admin: Any = None
+        # The last failure of a connection attempt (TLS handshake, SASL), as
+        # kafka-python reports it only to its own log.
+        self.last_failure: BaseException | None = None
+
+    def _record_failure(self, exc: BaseException) -> None:
+        self.last_failure = exc
+
+    def _client_factory(self, **configs: Any) -> Any:
+        """kafka-python's network client, with connection failures recorded."""
+        client = KafkaNetClient(**configs)
+        manager = client._manager
+        get_connection = manager.get_connection
+
+        def recording_get_connection(node_id: Any, *args: Any, **kwargs: Any) -> Any:
+            conn = get_connection(node_id, *args, **kwargs)
+            conn.init_future.add_errback(self._record_failure)
+            return conn
+
+        manager.get_connection = recording_get_connection
+        return client
 
     @property
     def manager(self) -> Any:
@@ -43,8 +78,20 @@ class KafkaConnection:
             "reconnect_backoff_ms": 250,
             "reconnect_backoff_max_ms": 10_000,
             **self.cluster.client_kwargs(),
+            "kafka_client": self._client_factory,
         }
-        self._admin = KafkaAdminClient(**kwargs)
+        self.last_failure = None
+        admin = KafkaAdminClient.__new__(KafkaAdminClient)
+        try:
+            admin.__init__(**kwargs)
+        except Exception as exc:
+            _dispose(admin)
+            cause = self.last_failure
+            reason = f": {_describe(cause)}" if cause is not None else ""
+            raise BootstrapError(
+                f"cannot bootstrap from {self.cluster.bootstrap_servers}{reason}", cause
+            ) from exc
+        self._admin = admin
         log.info("cluster %s: connected to %s", self.cluster.name, self.cluster.bootstrap_servers)
 
     def run(self, coroutine_fn: Any, *args: Any) -> Any:
@@ -59,6 +106,14 @@ class KafkaConnection:
         except Exception:  # only an optimisation; the client refreshes on its own too
             log.debug("cannot update client metadata", exc_info=True)
 
+    def forget_auth_failures(self) -> None:
+        """Let the client try again brokers that rejected its credentials or certificate."""
+        if self._admin is None:
+            return
+        failures = getattr(self._admin._manager, "_auth_failures", None)
+        if isinstance(failures, dict):
+            failures.clear()
+
     def close(self) -> None:
         admin, self._admin = self._admin, None
         if admin is not None:
@@ -66,3 +121,32 @@ class KafkaConnection:
                 admin.close()
             except Exception:
                 log.debug("error closing admin client", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and text != name else name
+
+
+def _dispose(admin: Any) -> None:
+    """Stop whatever a KafkaAdminClient started before its constructor failed.
+
+    Its constructor starts an I/O thread and opens connections, then raises
+    when bootstrap fails, leaving no object to close: without this every
+    failed attempt would leak a thread and its sockets.
+    """
+    client = getattr(admin, "_client", None)
+    net = getattr(admin, "_net", None)
+    metrics = getattr(admin, "_metrics", None)
+    for step in (
+        getattr(client, "close", None),
+        getattr(net, "stop", None),
+        getattr(metrics, "close", None),
+    ):
+        if step is None:
+            continue
+        try:
+            step()
+        except Exception:
+            log.debug("error disposing of a half-built admin client", exc_info=True)
