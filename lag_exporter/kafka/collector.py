@@ -108,7 +108,7 @@ def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
         return ErrorKind.TLS
     if isinstance(exc, Errors.AuthorizationError):
         return ErrorKind.AUTHORIZATION
-    if isinstance(exc, Errors.KafkaTimeoutError | PollTimeout):
+    if isinstance(exc, Errors.KafkaTimeoutError | Errors.RequestTimedOutError | PollTimeout):
         return ErrorKind.TIMEOUT
     if isinstance(
         exc,
@@ -125,7 +125,10 @@ def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
-    return f"{name}: {text}" if text and text != name else name
+    if not text or text == name:
+        return name
+    # kafka-python's errors already start with their name.
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class Poll:
@@ -305,6 +308,11 @@ class Collector:
         responses = await poll.gather(list_on(b) for b in brokers)
         listings: list[list[Any]] = []
         complete = True
+        if not brokers:
+            # A broker that was fenced (e.g. frozen past its session) answers
+            # metadata without brokers for a moment: the groups are unseen, not gone.
+            complete = False
+            poll.error(ErrorKind.LIST_GROUPS, "metadata lists no brokers")
         for node, response in zip(brokers, responses, strict=True):
             if isinstance(response, BaseException):
                 complete = False

@@ -126,7 +126,10 @@ class KafkaConnection:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
-    return f"{name}: {text}" if text and text != name else name
+    if not text or text == name:
+        return name
+    # kafka-python's errors already start with their name.
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _dispose(admin: Any) -> None:
