@@ -135,9 +135,13 @@ class Kafka:
         def attempt() -> dict[Any, Any] | None:
             # A fresh broker creates its offsets topic on first use: retry meanwhile.
             try:
-                return self.admin.alter_group_offsets(group, offsets_and_metadata)  # type: ignore[no-any-return]
+                result: dict[Any, Any] = self.admin.alter_group_offsets(group, offsets_and_metadata)
             except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
                 return None
+            retriable = (CoordinatorNotAvailableError, CoordinatorLoadInProgressError)
+            if any(err in retriable for err in result.values()):
+                return None  # the same, reported per partition
+            return result
 
         result = wait_until(attempt, what=f"commit for {group}")
         assert all(err.__name__ == "NoError" for err in result.values()), result
