@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .redact import remember
+
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9308"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_POLL_INTERVAL = 15.0
@@ -47,6 +49,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember(value)  # kept out of logs and error texts from now on
 
     def reveal(self) -> str:
         return self._value
@@ -150,6 +153,7 @@ class ClusterConfig:
             if key == "sasl.jaas.config":
                 assert isinstance(value, Secret)
                 options = dict(_JAAS_OPTION.findall(value.reveal()))
+                remember(options.get("password", ""))
                 if "username" in options:
                     out.setdefault("sasl_plain_username", options["username"])
                 if "password" in options:

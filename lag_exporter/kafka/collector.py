@@ -49,6 +49,7 @@ from ..model import (
     PollResult,
     TopicPartition,
 )
+from ..redact import redact
 from .connection import BootstrapError, KafkaConnection
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class Poll:
 
     def error(self, kind: ErrorKind, exc: BaseException | str, **where: Any) -> None:
         message = exc if isinstance(exc, str) else _describe(exc)
-        self.errors.append(PollError(kind, message, **where))
+        self.errors.append(PollError(kind, redact(message), **where))
 
     async def send(self, request: Any, node_id: int | None = None) -> Any:
         """Send one request, counted by API, bounded by the poll's deadline."""
@@ -197,7 +198,7 @@ class Collector:
                 self.cluster.name,
                 started_at,
                 time.monotonic() - started,
-                PollError(kind, _describe(exc)),
+                PollError(kind, redact(_describe(exc))),
             )
         poll = Poll(self.connection, self.cluster.poll_timeout)
         try:
