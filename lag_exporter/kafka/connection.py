@@ -15,8 +15,10 @@ down again, so failed attempts leave no I/O thread or socket behind.
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
+import kafka.errors as Errors
 from kafka.admin import KafkaAdminClient
 from kafka.net.compat import KafkaNetClient
 
@@ -43,7 +45,10 @@ class KafkaConnection:
         self.last_failure: BaseException | None = None
 
     def _record_failure(self, exc: BaseException) -> None:
-        self.last_failure = exc
+        # Within one bootstrap kafka-python tries again and again; the attempt
+        # cut short by the deadline must not hide a rejected password.
+        if self.last_failure is None or not _decisive(self.last_failure) or _decisive(exc):
+            self.last_failure = exc
 
     def _client_factory(self, **configs: Any) -> Any:
         """kafka-python's network client, with connection failures recorded."""
@@ -121,6 +126,13 @@ class KafkaConnection:
                 admin.close()
             except Exception:
                 log.debug("error closing admin client", exc_info=True)
+
+
+def _decisive(exc: BaseException) -> bool:
+    """A failure that retrying will not cure: credentials or certificates."""
+    if isinstance(exc, Errors.SaslAuthenticationFailedError | Errors.AuthorizationError):
+        return True
+    return isinstance(exc, ssl.SSLError) or "[SSL" in str(exc)
 
 
 def _describe(exc: BaseException) -> str:
