@@ -93,14 +93,14 @@ def build_cluster(
                 for t in topic_names
                 for p in range(partitions)
             }
-            _commit(admin, group, offsets)
+            commit_offsets(admin, group, offsets)
     finally:
         producer.close(10)
         admin.close()
     return topic_names, group_names
 
 
-def _commit(admin: KafkaAdminClient, group: str, offsets: dict[Any, Any]) -> None:
+def commit_offsets(admin: KafkaAdminClient, group: str, offsets: dict[Any, Any]) -> None:
     retriable = (CoordinatorNotAvailableError, CoordinatorLoadInProgressError)
     for _ in range(60):
         try:
