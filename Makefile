@@ -26,7 +26,7 @@ install: install-system
 demo: install
 	$(PYTHON) -m localkafka.demo
 
-LINT_PATHS = lag_exporter localkafka tests grafana
+LINT_PATHS = lag_exporter localkafka tests grafana benchmarks
 
 lint:
 	$(PYTHON) -m ruff check $(LINT_PATHS)
