@@ -14,6 +14,7 @@ down again, so failed attempts leave no I/O thread or socket behind.
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 from typing import Any
@@ -91,6 +92,7 @@ class KafkaConnection:
             admin.__init__(**kwargs)
         except Exception as exc:
             _dispose(admin)
+            _collect_garbage()
             cause = self.last_failure
             reason = f": {_describe(cause)}" if cause is not None else ""
             raise BootstrapError(
@@ -126,6 +128,7 @@ class KafkaConnection:
                 admin.close()
             except Exception:
                 log.debug("error closing admin client", exc_info=True)
+            _collect_garbage()
 
 
 def _decisive(exc: BaseException) -> bool:
@@ -142,6 +145,17 @@ def _describe(exc: BaseException) -> str:
         return name
     # kafka-python's errors already start with their name.
     return text if text.startswith(name) else f"{name}: {text}"
+
+
+def _collect_garbage() -> None:
+    """Free the sockets of failed connections now, not at some later full collection.
+
+    kafka-python's failed connections sit in reference cycles (exception,
+    traceback, frame, socket); a quiet exporter may not run a full garbage
+    collection for a long time, and their descriptors stay open meanwhile.
+    Only called when a client is thrown away, at most once per poll.
+    """
+    gc.collect()
 
 
 def _dispose(admin: Any) -> None:

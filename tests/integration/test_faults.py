@@ -175,13 +175,13 @@ def test_twenty_down_up_cycles_leak_nothing(
     )
     assert failures is not None and failures >= 20
     # A leaked Kafka client costs an I/O thread and a socket per cycle: 18
-    # cycles would show +18 threads and +18 sockets. Sockets of torn-down
-    # clients are freed by the garbage collector, in its own time: over 22
-    # cycles the count was seen to wander between +0 and +3 and come back,
-    # hence +4 descriptors of slack; threads do not wander.
+    # cycles would show +18 threads and +18 sockets. The sockets of failed
+    # connections are freed when their client is thrown away (connection.py
+    # collects them); one handler thread and socket of a scrape in progress
+    # may be counted on either side.
     assert after.threads <= before.threads + 1, (before, after)
-    assert after.fds <= before.fds + 4, (before, after)
-    assert after.sockets <= before.sockets + 4, (before, after)
+    assert after.fds <= before.fds + 2, (before, after)
+    assert after.sockets <= before.sockets + 2, (before, after)
     # Memory: 16 MiB over 18 cycles would be ~0.9 MiB per cycle, far more than
     # a few hundred KiB of allocator noise, far less than a leaked client and
     # its buffers per cycle.
