@@ -8,9 +8,10 @@ CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py
 .PHONY: demo test install install-system lint unit integration integration-kafka3 clean
 
 # Java 17 and Maven run the local Kafka broker (jars from Maven Central);
-# Prometheus (with promtool) and Alertmanager are real parts of the tests.
-SYSTEM_TOOLS = java mvn prometheus promtool prometheus-alertmanager
-SYSTEM_PACKAGES = openjdk-17-jre-headless maven prometheus prometheus-alertmanager
+# Prometheus (with promtool) and Alertmanager are real parts of the tests; the
+# alerting tests make a TLS certificate with openssl.
+SYSTEM_TOOLS = java mvn prometheus promtool prometheus-alertmanager openssl
+SYSTEM_PACKAGES = openjdk-17-jre-headless maven prometheus prometheus-alertmanager openssl
 
 install-system:
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \

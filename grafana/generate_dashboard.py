@@ -193,6 +193,17 @@ def panels() -> list[dict[str, Any]]:
         ),
         panel(
             "stat",
+            "Firing alerts",
+            [target('sum(lag_exporter_alerts{state="firing"})')],
+            18,
+            y,
+            3,
+            4,
+            thresholds=[(None, "green"), (1, "red")],
+            description="Alerts the exporter's own rules are firing (see /api/v1/alerts).",
+        ),
+        panel(
+            "stat",
             "Clusters up",
             [target(f"sum(lag_exporter_cluster_up{{{C}}})")],
             21,
@@ -237,6 +248,17 @@ def panels() -> list[dict[str, Any]]:
             unit="s",
             thresholds=SECONDS_THRESHOLDS,
             options={"orientation": "horizontal", "displayMode": "gradient"},
+        ),
+        panel(
+            "table",
+            "Alerts by rule",
+            [target("sum by (rule, state) (lag_exporter_alerts)", instant=True, table=True)],
+            18,
+            y + 4,
+            6,
+            4,
+            transformations=[TABLE_HIDE],
+            description="Pending and firing alerts of each of the exporter's rules.",
         ),
     ]
     y += 8

@@ -155,7 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "validate-config":
             settings = load_settings(args.file)
             names = ", ".join(c.name for c in settings.clusters)
-            print(f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names})")
+            rules = len(settings.alerting.rules) if settings.alerting else 0
+            print(
+                f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names}; "
+                f"{rules} alert rule(s))"
+            )
             if args.web_config:
                 load_web_config(args.web_config)
                 print(f"{args.web_config}: valid")
@@ -198,7 +202,11 @@ def _run(settings: Settings, web: WebConfig, args: argparse.Namespace) -> int:
     from .server import HttpServer
 
     host, port = settings.listen_host_port
-    daemon = Daemon(settings)
+    try:
+        daemon = Daemon(settings)
+    except ConfigError as exc:  # e.g. an alert state file that cannot be written
+        print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         server = HttpServer(host, port, lambda: daemon.store.published, web)
     except OSError as exc:

@@ -13,11 +13,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .redact import remember
+
+if TYPE_CHECKING:
+    from .alerts.rules import AlertingSettings
 
 DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9308"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -172,6 +175,7 @@ class ClusterConfig:
 @dataclass(frozen=True, slots=True)
 class Settings:
     clusters: tuple[ClusterConfig, ...]
+    alerting: AlertingSettings | None = None  # None: no `alerting:` section
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     max_staleness: float = 60.0
     log_level: str = "info"
@@ -389,6 +393,7 @@ _CLUSTER_KEYS = (
 )
 _TOP_KEYS = (
     "clusters",
+    "alerting",
     "poll_interval",
     "poll_timeout",
     "max_staleness",
@@ -578,6 +583,17 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         clusters.append(
             ClusterConfig("default", kafka, poll_interval=poll_interval, poll_timeout=poll_timeout)
         )
+    alerting = None
+    if "alerting" in mapping:
+        # Imported here: the alerts package builds on this module's helpers.
+        from .alerts.rules import parse_alerting
+
+        alerting = parse_alerting(
+            mapping["alerting"],
+            cluster_names=[c.name for c in clusters],
+            cluster_label_names={label for c in clusters for label in c.labels},
+        )
+
     names = [c.name for c in clusters]
     for name in names:
         if names.count(name) > 1:
@@ -588,6 +604,7 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
     state_dir = mapping.get("state_dir")
     return Settings(
         clusters=tuple(clusters),
+        alerting=alerting,
         listen_address=listen,
         max_staleness=max_staleness,
         state_dir=_directory(state_dir, "state_dir") if state_dir is not None else None,

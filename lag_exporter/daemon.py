@@ -20,10 +20,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import history as history_store
+from .alerts.publish import AlertsSnapshot, render_alerts
+from .alerts.publish import families as alert_families
+from .alerts.service import Alerting
 from .api import render_groups
 from .config import ClusterConfig, Settings
 from .health import next_health, poll_outcome
@@ -45,18 +48,27 @@ class Published:
     exposition: Exposition
     groups_json: bytes
     ready: bool  # every cluster has had a poll that reached it
+    alerts_json: bytes = render_alerts(None)
 
 
 class Store:
-    """Latest view per cluster and the documents rendered from them."""
+    """Latest view per cluster, the alerts evaluated on it, and the documents
+    rendered from them."""
 
-    def __init__(self, cluster_names: Sequence[str]) -> None:
+    def __init__(self, cluster_names: Sequence[str], alerting: Alerting | None = None) -> None:
         self._names = list(cluster_names)
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
-        # Re-entrant: retain() republishes through update().
-        self._lock = threading.RLock()
-        self.published = Published((), render(()), render_groups(()), ready=False)
+        self._lock = threading.Lock()
+        self._alerting = alerting
+        self._alerts = alerting.snapshot() if alerting is not None else None
+        self.published = Published(
+            (),
+            render((), alert_families(self._alerts) if self._alerts else ()),
+            render_groups(()),
+            ready=False,
+            alerts_json=render_alerts(self._alerts),
+        )
 
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
@@ -66,13 +78,27 @@ class Store:
             self._views[view.cluster] = view
             if view.health.up:
                 self._ever_up.add(view.cluster)
+            # Evaluated under the same lock as the rendering, so the exposition,
+            # /api/v1/alerts and the alert state are always of the same moment.
+            self._alerts = self._evaluate_alerts(view)
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
-                exposition=render(views),
+                exposition=render(views, alert_families(self._alerts) if self._alerts else ()),
                 groups_json=render_groups(views),
                 ready=self._ever_up.issuperset(self._names),
+                alerts_json=render_alerts(self._alerts),
             )
+
+    def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
+        if self._alerting is None:
+            return None
+        try:
+            # The time of the poll the view describes: `for` counts poll times.
+            return self._alerting.evaluate(view, view.health.last_poll_at or time.time())
+        except Exception:  # a bug in alerting must not stop metrics from being served
+            log.exception("cluster %s: unexpected error evaluating alert rules", view.cluster)
+            return self._alerts
 
     def retain(self, cluster_names: Sequence[str]) -> None:
         """Serve these clusters from now on; views of the others are dropped."""
@@ -82,11 +108,17 @@ class Store:
                 if name not in self._names:
                     del self._views[name]
             self._ever_up &= set(self._names)
-            survivor = next((self._views[n] for n in self._names if n in self._views), None)
-            if survivor is not None:
-                self.update(survivor)  # republish, with the others gone
-            else:
-                self.published = Published((), render(()), render_groups(()), ready=False)
+            if self._alerting is not None:
+                # Alerts of clusters no longer configured are resolved.
+                self._alerts = self._alerting.retain_clusters(self._names)
+            views = tuple(self._views[n] for n in self._names if n in self._views)
+            self.published = Published(
+                views=views,
+                exposition=render(views, alert_families(self._alerts) if self._alerts else ()),
+                groups_json=render_groups(views),
+                ready=self._ever_up.issuperset(self._names),
+                alerts_json=render_alerts(self._alerts),
+            )
 
 
 # Unreachable clusters are retried after 1, 2, 4, ... poll intervals, up to
@@ -282,7 +314,16 @@ class ClusterPoller:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store([c.name for c in settings.clusters])
+        self.alerting = (
+            Alerting(
+                settings.alerting,
+                cluster_names=[c.name for c in settings.clusters],
+                listen_host_port=settings.listen_host_port,
+            )
+            if settings.alerting is not None
+            else None
+        )
+        self.store = Store([c.name for c in settings.clusters], self.alerting)
         self.pollers = [self._poller(c, settings) for c in settings.clusters]
 
     def _poller(self, cluster: ClusterConfig, settings: Settings) -> ClusterPoller:
@@ -295,6 +336,8 @@ class Daemon:
         )
 
     def start(self) -> None:
+        if self.alerting is not None:
+            self.alerting.start()
         for poller in self.pollers:
             poller.start()
 
@@ -303,6 +346,8 @@ class Daemon:
             poller.request_stop()
         for poller in self.pollers:
             poller.stop()
+        if self.alerting is not None:
+            self.alerting.stop()
 
     def reload(self, settings: Settings) -> list[str]:
         """Apply new, already validated settings; returns what changed, for the log.
@@ -310,9 +355,17 @@ class Daemon:
         Pollers of unchanged clusters keep running with their history; those of
         removed clusters stop and their series go; changed clusters get a new
         poller (their history is carried over when `state_dir` is set). The
-        listen address and the log set-up are the caller's business.
+        listen address and the log set-up are the caller's business. Alerting
+        keeps its running rules and notifiers (a change there takes a
+        restart); alerts of removed clusters are resolved.
         """
         before = self.settings
+        notes = []
+        if settings.alerting != before.alerting:
+            notes.append(
+                "the alerting section changed, which takes a restart; its running rules stay"
+            )
+            settings = replace(settings, alerting=before.alerting)
         shared_changed = (before.max_staleness, before.state_dir, before.state_interval) != (
             settings.max_staleness,
             settings.state_dir,
@@ -339,4 +392,4 @@ class Daemon:
         changes = [f"removed cluster {n}" for n in running if n not in wanted]
         changes += [f"added cluster {n}" for n in wanted if n not in running]
         changes += [f"restarted cluster {n}" for n in wanted if n in running and n not in keep]
-        return changes
+        return changes + notes

@@ -373,16 +373,19 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
 
 
 class _ViewCollector(Collector):
-    def __init__(self, views: Sequence[ClusterView]) -> None:
+    def __init__(self, views: Sequence[ClusterView], extra: Sequence[Metric] = ()) -> None:
         self.views = views
+        self.extra = extra
 
     def collect(self) -> Iterator[Metric]:
-        return families(self.views)
+        yield from families(self.views)
+        yield from self.extra
 
 
-def render(views: Sequence[ClusterView]) -> Exposition:
-    """The text exposition of all clusters, and its gzip form."""
+def render(views: Sequence[ClusterView], extra: Sequence[Metric] = ()) -> Exposition:
+    """The text exposition of all clusters, and its gzip form. `extra`: families
+    rendered alongside (the alerts')."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ViewCollector(views))
+    registry.register(_ViewCollector(views, extra))
     text = generate_latest(registry)
     return Exposition(text=text, gzipped=gzip.compress(text, compresslevel=6))

@@ -45,6 +45,7 @@ _JSON = "application/json"
 _LINKS = (
     ("/metrics", "Prometheus metrics"),
     ("/api/v1/groups", "Consumer groups, partitions and lag (JSON)"),
+    ("/api/v1/alerts", "Pending and firing alerts (JSON)"),
     ("/healthz", "Liveness"),
     ("/readyz", "Readiness: every cluster polled successfully at least once"),
 )
@@ -258,6 +259,8 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
                     )
             elif path == "/api/v1/groups":
                 self._send(200, current.groups_json, _JSON)
+            elif path == "/api/v1/alerts":
+                self._send(200, current.alerts_json, _JSON)
             else:
                 body = json.dumps({"error": "not found", "path": path[:200]}).encode()
                 self._send(404, body, _JSON)

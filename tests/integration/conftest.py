@@ -134,13 +134,14 @@ class Kafka:
 
         def attempt() -> dict[Any, Any] | None:
             # A fresh broker creates its offsets topic on first use: retry meanwhile.
+            # The coordinator may say so by raising, or in the per-partition answer.
             try:
                 result: dict[Any, Any] = self.admin.alter_group_offsets(group, offsets_and_metadata)
             except (CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
                 return None
             retriable = (CoordinatorNotAvailableError, CoordinatorLoadInProgressError)
-            if any(err in retriable for err in result.values()):
-                return None  # the same, reported per partition
+            if any(isinstance(err, type) and issubclass(err, retriable) for err in result.values()):
+                return None
             return result
 
         result = wait_until(attempt, what=f"commit for {group}")

@@ -142,7 +142,24 @@ def test_every_panel_and_rule_query_returns_data(
 ) -> None:
     topic = kafka.create_topic(unique("traffic"), partitions=1)
     lagging, keeping_up = unique("lagging"), unique("keeping-up")
-    exporter = start_exporter(config=None)
+    exporter = start_exporter(
+        config={
+            "poll_interval": "1s",
+            "clusters": [{"name": "test", "kafka": {"bootstrap.servers": kafka.bootstrap}}],
+            # A rule that fires for the lagging group, so the alert panels have data.
+            "alerting": {
+                "rules": [
+                    {
+                        "name": "Behind",
+                        "metric": "max_lag",
+                        "threshold": 3,
+                        "notifiers": [],
+                        "groups": [lagging],
+                    }
+                ]
+            },
+        }
+    )
     prom = prometheus_for(exporter)
     with (
         SteadyProducer(kafka.bootstrap, topic),
@@ -163,6 +180,11 @@ def test_every_panel_and_rule_query_returns_data(
             )
 
         wait_until(scraped_enough, timeout=90, what="a dozen scrapes in Prometheus")
+        wait_until(
+            lambda: prom.query('lag_exporter_alerts{state="firing"} > 0')["data"]["result"],
+            timeout=30,
+            what="the exporter's alert firing, seen by Prometheus",
+        )
         for name, _labels in exporter.metrics():
             exposed.add(name)
 

@@ -1,0 +1,339 @@
+"""The alert state machine. Pure: (rules, view, now, state) -> new state, changes, notifications.
+
+Prometheus' semantics, per rule and matching series:
+
+    inactive -> pending   the condition became true
+    pending  -> firing    it has been true for at least `for` (at once when `for` is 0)
+    pending  -> inactive  it became false before that (nobody is told)
+    firing   -> resolved  it became false, or its series is gone (group, topic or
+                          partition no longer exists)
+
+What a poll could not see keeps its state: a stale series, a series whose
+value could not be computed, or a missing series whose absence may be the
+poll's fault (cluster down, an error naming its group or topic, or an error
+that could hide anything) neither fires nor resolves anything.
+
+Notifications are decided here too, so that "exactly once per change" is a
+property of a pure function: a firing alert is announced to each of its
+notifiers once, then again every notifier's repeat interval; a resolved
+notification goes once to every notifier that was told it fired. The time
+each notifier was last told is part of the state, which is what survives a
+restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from ..model import ClusterView
+from .measures import MEASURES, Labels, Value
+from .rules import Rule
+
+# (rule name, identity labels: cluster then the measure's labels)
+AlertKey = tuple[str, Labels]
+
+
+class Phase(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class Change(StrEnum):
+    """What happened to an alert; one log line each."""
+
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    INACTIVE = "inactive"  # was pending, condition false again before `for` elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    rule: str
+    identity: Labels
+    labels: Labels  # every label of the alert, sorted by name
+    annotations: Labels  # rendered with the latest value
+    phase: Phase
+    active_since: float  # when the condition became true
+    fired_at: float | None  # when it started firing
+    value: Value | None
+    evaluated_at: float
+    metric: str
+    op: str
+    threshold: Value
+    # notifier -> when it was last sent a firing notification for this alert
+    sent: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.rule, self.identity)
+
+    def label(self, name: str) -> str | None:
+        return dict(self.identity).get(name)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule, self.identity)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    alert: Alert  # as it was after the change (for resolved/inactive: its last state)
+    change: Change
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for one notifier, with everything a payload needs."""
+
+    notifier: str
+    status: str  # firing | resolved
+    repeat: bool  # a reminder that the alert still fires
+    alert: Alert
+    at: float  # when it was decided
+    ends_at: float | None  # resolved: when it ended
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    state: dict[AlertKey, Alert]
+    transitions: list[Transition]
+    notifications: list[Notification]
+
+    @property
+    def changed(self) -> bool:
+        """Something worth saving happened (not just new values)."""
+        return bool(self.transitions or self.notifications)
+
+
+def fingerprint(rule: str, identity: Labels) -> str:
+    """A stable id of an alert: the same rule and series give the same id, across restarts."""
+    text = "\x00".join([rule, *(f"{k}={v}" for k, v in identity)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def evaluate(
+    rules: Sequence[Rule],
+    view: ClusterView,
+    now: float,
+    state: Mapping[AlertKey, Alert],
+    repeat_intervals: Mapping[str, float],
+) -> Evaluation:
+    """Evaluate every rule on one cluster's view. Alerts of other clusters are
+    passed through untouched."""
+    new = dict(state)
+    transitions: list[Transition] = []
+    notifications: list[Notification] = []
+    for rule in rules:
+        series: dict[Labels, tuple[Value | None, bool]] = {}
+        if rule.clusters.matches(view.cluster):
+            series = _selected_series(rule, view)
+
+        for identity, (value, stale) in series.items():
+            key = (rule.name, identity)
+            alert = new.get(key)
+            if stale or value is None:
+                continue  # not read this poll: keep whatever state it had
+            if rule.holds(value):
+                alert = _active(rule, view, identity, value, now, alert, transitions)
+                if alert.phase is Phase.FIRING:
+                    alert = _send_due(rule, alert, now, repeat_intervals, notifications)
+                new[key] = alert
+            elif alert is not None:
+                del new[key]
+                _end(alert, now, value, "condition no longer true", transitions, notifications)
+
+        for key, alert in state.items():
+            if (
+                alert.rule == rule.name
+                and alert.label("cluster") == view.cluster
+                and alert.identity not in series
+                and _absence_is_real(view, alert)
+            ):
+                del new[key]
+                _end(alert, now, None, "series gone", transitions, notifications)
+    return Evaluation(new, transitions, notifications)
+
+
+def _memo(match: Callable[[str], bool]) -> Callable[[str], bool]:
+    cache: dict[str, bool] = {}
+
+    def cached(name: str) -> bool:
+        hit = cache.get(name)
+        if hit is None:
+            hit = cache[name] = match(name)
+        return hit
+
+    return cached
+
+
+def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value | None, bool]]:
+    """The rule's series in this view: identity (cluster first) -> (value, stale)."""
+    measure = MEASURES[rule.metric]
+    # A large cluster has hundreds of thousands of partition series per poll,
+    # but names repeat (a group has many partitions): match each name once.
+    group_ok = _memo(rule.groups.matches)
+    topic_ok = _memo(rule.topics.matches)
+    names = measure.labels
+    group_at = names.index("consumergroup") if "consumergroup" in names else None
+    topic_at = names.index("topic") if "topic" in names else None
+    if rule.groups.is_empty:
+        group_at = None  # selects everything: no need to look
+    if rule.topics.is_empty:
+        topic_at = None
+    cluster = ("cluster", view.cluster)
+    out: dict[Labels, tuple[Value | None, bool]] = {}
+    for s in measure.extract(view):
+        labels = s.labels
+        if group_at is not None and not group_ok(labels[group_at][1]):
+            continue
+        if topic_at is not None and not topic_ok(labels[topic_at][1]):
+            continue
+        out[(cluster, *labels)] = (s.value, s.stale)
+    return out
+
+
+def retire(
+    state: Mapping[AlertKey, Alert],
+    rules: Sequence[Rule],
+    clusters: Collection[str],
+    now: float,
+) -> Evaluation:
+    """Resolve alerts whose rule or cluster is no longer configured (a state
+    file from before a configuration change): they can never be evaluated again."""
+    names = {r.name for r in rules}
+    new = dict(state)
+    transitions: list[Transition] = []
+    notifications: list[Notification] = []
+    for key, alert in state.items():
+        if alert.rule in names and alert.label("cluster") in clusters:
+            continue
+        what = "rule" if alert.rule not in names else "cluster"
+        del new[key]
+        _end(alert, now, None, f"{what} no longer configured", transitions, notifications)
+    return Evaluation(new, transitions, notifications)
+
+
+def _labels(rule: Rule, view: ClusterView, identity: Labels) -> dict[str, str]:
+    # Order of precedence, lowest first: cluster constant labels, the series'
+    # own labels, the rule's labels, then the exporter's own.
+    labels = {**view.labels, **dict(identity), **rule.labels}
+    labels["alertname"] = rule.name
+    labels["severity"] = rule.severity
+    return labels
+
+
+def _active(
+    rule: Rule,
+    view: ClusterView,
+    identity: Labels,
+    value: Value,
+    now: float,
+    alert: Alert | None,
+    transitions: list[Transition],
+) -> Alert:
+    """The alert of a series whose condition holds, after this evaluation."""
+    if alert is None:
+        labels = _labels(rule, view, identity)
+        alert = Alert(
+            rule=rule.name,
+            identity=identity,
+            labels=tuple(sorted(labels.items())),
+            annotations=tuple(sorted(rule.render_annotations(labels, value).items())),
+            phase=Phase.PENDING,
+            active_since=now,
+            fired_at=None,
+            value=value,
+            evaluated_at=now,
+            metric=rule.metric,
+            op=rule.op,
+            threshold=rule.threshold,
+        )
+        if rule.for_seconds > 0:
+            transitions.append(Transition(alert, Change.PENDING, now, "condition true"))
+    else:
+        alert = replace(
+            alert,
+            value=value,
+            evaluated_at=now,
+            annotations=tuple(sorted(rule.render_annotations(dict(alert.labels), value).items())),
+            # A rule edited across a restart compares with its new threshold.
+            op=rule.op,
+            threshold=rule.threshold,
+        )
+    if alert.phase is Phase.PENDING and now - alert.active_since >= rule.for_seconds:
+        alert = replace(alert, phase=Phase.FIRING, fired_at=now)
+        reason = f"condition true for {now - alert.active_since:g}s"
+        transitions.append(Transition(alert, Change.FIRING, now, reason))
+    return alert
+
+
+def _send_due(
+    rule: Rule,
+    alert: Alert,
+    now: float,
+    repeat_intervals: Mapping[str, float],
+    notifications: list[Notification],
+) -> Alert:
+    """Announce a firing alert to the notifiers that were not told yet, or not
+    for a whole repeat interval."""
+    due = [
+        (notifier, last)
+        for notifier in rule.notifiers
+        if (last := alert.sent.get(notifier)) is None
+        or now - last >= repeat_intervals.get(notifier, float("inf"))
+    ]
+    if not due:
+        return alert
+    alert = replace(alert, sent={**alert.sent, **{notifier: now for notifier, _ in due}})
+    notifications.extend(
+        Notification(notifier, "firing", last is not None, alert, now, None)
+        for notifier, last in due
+    )
+    return alert
+
+
+def _end(
+    alert: Alert,
+    now: float,
+    value: Value | None,
+    reason: str,
+    transitions: list[Transition],
+    notifications: list[Notification],
+) -> None:
+    if value is not None:
+        alert = replace(alert, value=value, evaluated_at=now)
+    if alert.phase is Phase.PENDING:
+        transitions.append(Transition(alert, Change.INACTIVE, now, reason))
+        return
+    transitions.append(Transition(alert, Change.RESOLVED, now, reason))
+    notifications.extend(
+        Notification(notifier, "resolved", False, alert, now, now) for notifier in alert.sent
+    )
+
+
+def _absence_is_real(view: ClusterView, alert: Alert) -> bool:
+    """Whether a series missing from this view is really gone, rather than unseen."""
+    if not view.health.up:
+        return False
+    group = alert.label("consumergroup")
+    topic = alert.label("topic")
+    for error in view.health.last_errors:
+        if error.group is None and error.topic is None:
+            return False  # e.g. ListGroups failed on a broker: anything may be missing
+        if group is not None and error.group == group:
+            return False
+        if topic is not None and error.topic == topic:
+            return False
+    seen = view.groups.get(group) if group is not None else None
+    return not (seen is not None and seen.stale)
+
+
+def sorted_alerts(state: Mapping[AlertKey, Alert]) -> list[Alert]:
+    """Alerts in a stable order for display: rule, then labels."""
+    return sorted(state.values(), key=lambda a: (a.rule, a.identity))

@@ -1,0 +1,108 @@
+"""What a rule can measure: measure name -> series extracted from a ClusterView. Pure.
+
+A series is identified by its labels (the exporter's own label names, so an
+alert carries the same `consumergroup`, `topic`, `partition` as the metric
+it is about). Adding a measure is one entry in MEASURES: its label names and
+a function from a view to its series, usually made by `per_partition` or
+`per_group` from the field that holds the value, e.g.
+`"max_lag": per_group(lambda g: g.max_lag)`.
+
+A series knows whether its value is trustworthy this poll: `stale` when the
+row was carried over from an earlier poll, `value is None` when the series
+exists but this poll could not compute it (a partition whose log-end offset
+was not read). The engine keeps the state of such series unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..model import ClusterView, GroupView, PartitionLag
+
+Value = int | float | str
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    labels: Labels  # the measure's labels, in the measure's order (cluster not included)
+    value: Value | None  # None: the series exists but its value is unknown this poll
+    stale: bool  # carried over from an earlier poll
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    labels: tuple[str, ...]  # label names of every series, after `cluster`
+    extract: Callable[[ClusterView], Iterator[Series]]
+    numeric: bool = True  # False: values are words, compared with == and != only
+
+
+def _committed(group: GroupView) -> Iterator[PartitionLag]:
+    # A partition without a committed offset has no lag at all (not 0, not the
+    # whole log), exactly as the metrics show it.
+    return (p for p in group.partitions if p.committed is not None)
+
+
+def per_partition(value: Callable[[PartitionLag], Value | None], numeric: bool = True) -> Measure:
+    """A measure with one series per committed group partition."""
+
+    def extract(view: ClusterView) -> Iterator[Series]:
+        for group in view.groups.values():
+            for p in _committed(group):
+                yield Series(
+                    (
+                        ("consumergroup", group.group_id),
+                        ("topic", p.topic),
+                        ("partition", str(p.partition)),
+                    ),
+                    value(p),
+                    group.stale or p.stale,
+                )
+
+    return Measure(("consumergroup", "topic", "partition"), extract, numeric)
+
+
+def per_group(value: Callable[[GroupView], Value | None], numeric: bool = True) -> Measure:
+    """A measure with one series per group that has a value, or committed
+    offsets (whose value this poll could not compute)."""
+
+    def extract(view: ClusterView) -> Iterator[Series]:
+        for group in view.groups.values():
+            rows = list(_committed(group))
+            v = value(group)
+            if v is None and not rows:
+                continue
+            yield Series(
+                (("consumergroup", group.group_id),), v, group.stale or any(p.stale for p in rows)
+            )
+
+    return Measure(("consumergroup",), extract, numeric)
+
+
+def _lag_sum(view: ClusterView) -> Iterator[Series]:
+    for group in view.groups.values():
+        by_topic: dict[str, list[PartitionLag]] = {}
+        for p in _committed(group):
+            by_topic.setdefault(p.topic, []).append(p)
+        for topic, rows in by_topic.items():
+            # The sum of the lags that are known, as kafka_consumergroup_lag_sum shows it.
+            known = [p.lag for p in rows if p.lag is not None]
+            yield Series(
+                (("consumergroup", group.group_id), ("topic", topic)),
+                sum(known) if known else None,
+                group.stale or any(p.stale for p in rows),
+            )
+
+
+# Measure name (a rule's `metric`) -> its series. One line per measure.
+MEASURES: dict[str, Measure] = {
+    "lag": per_partition(lambda p: p.lag),
+    "lag_sum": Measure(("consumergroup", "topic"), _lag_sum),
+    "max_lag": per_group(lambda g: g.max_lag),
+    "lag_seconds": per_partition(lambda p: p.lag_seconds),
+    "max_lag_seconds": per_group(lambda g: g.max_lag_seconds),
+    # Status words (OK, WARN, STOP, STALL, REWIND; ERR for groups), compared with == / !=.
+    "status": per_partition(lambda p: str(p.status) if p.status else None, numeric=False),
+    "group_status": per_group(lambda g: str(g.status) if g.status else None, numeric=False),
+}

@@ -1,0 +1,229 @@
+"""Delivery: queue, worker, retries and backoff, against a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lag_exporter.alerts.delivery import DELIVERED, DROPPED, FAILED, Deliverer, HttpRequest
+from lag_exporter.alerts.engine import Notification
+from lag_exporter.alerts.notifiers import Context, endpoint, payload_builder
+from lag_exporter.alerts.rules import NotifierConfig, parse_alerting
+
+from ..receiver import receiving
+from .alert_factories import Run, lag_poll, rule
+
+T0 = 1_700_000_000.0
+CTX = Context("exporter-1:9308", "http://exporter-1:9308")
+
+
+def notifier(url: str, **fields: Any) -> NotifierConfig:
+    doc = {"type": "webhook", "url": url, "backoff": "10ms", **fields}
+    return parse_alerting(
+        {"notifiers": {"hook": doc}}, cluster_names=["c1"], cluster_label_names=()
+    ).notifiers["hook"]
+
+
+def a_notification() -> Notification:
+    run = Run([rule()])
+    run.step(lag_poll(T0, 500))
+    (n,) = run.notifications
+    return n
+
+
+def deliverer(cfg: NotifierConfig, **kwargs: Any) -> Deliverer:
+    return Deliverer(cfg, payload_builder(cfg, CTX), endpoint(cfg), **kwargs)
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_delivered_with_headers_and_basic_auth(tmp_path: Path) -> None:
+    with receiving() as r:
+        cfg = notifier(
+            r.url + "/in",
+            headers={"X-Api-Key": "k3y"},
+            basic_auth={"username": "u", "password": "p4ss"},
+        )
+        d = deliverer(cfg)
+        d.start()
+        assert d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(DELIVERED) == 1)
+        d.stop(1)
+    (req,) = r.received()
+    assert req.path == "/in"
+    assert req.headers["X-Api-Key"] == "k3y"
+    assert req.headers["Authorization"] == "Basic " + base64.b64encode(b"u:p4ss").decode()
+    assert req.headers["Content-Type"] == "application/json"
+    assert req.json()["state"] == "firing" and req.json()["version"] == "1"
+
+
+def test_retries_5xx_with_doubling_backoff_then_delivers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "lag_exporter.alerts.delivery")
+    with receiving([503, 500, 502]) as r:
+        d = deliverer(
+            notifier(r.url, max_attempts=5, basic_auth={"username": "u", "password": "pw!"})
+        )
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(DELIVERED) == 1)
+        d.stop(1)
+        assert [q.status for q in r.received(None)] == [503, 500, 502, 200]
+        gaps = [b.at - a.at for a, b in zip(r.received(None), r.received(None)[1:], strict=False)]
+    assert d.stats().retries == 3
+    # 10 ms, 20 ms, 40 ms: each wait at least as long as planned, and doubling.
+    assert gaps[0] >= 0.009 and gaps[1] >= 0.019 and gaps[2] >= 0.039
+    assert "retrying in 0.01s" in caplog.text and "retrying in 0.04s" in caplog.text
+    assert "pw!" not in caplog.text and r.url not in caplog.text
+
+
+def test_4xx_is_final_and_counted_as_failed(caplog: pytest.LogCaptureFixture) -> None:
+    with receiving([400, 400]) as r:
+        d = deliverer(notifier(r.url))
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(FAILED) == 1)
+        d.stop(1)
+        assert len(r.received(None)) == 1
+    assert "behind{cluster=c1,consumergroup=g,topic=t,partition=0} firing not delivered" in (
+        caplog.text
+    )
+    assert "HTTP 400, not retried" in caplog.text
+
+
+def test_429_is_retried() -> None:
+    with receiving([429]) as r:
+        d = deliverer(notifier(r.url))
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(DELIVERED) == 1)
+        d.stop(1)
+
+
+def test_redirect_is_not_followed() -> None:
+    with receiving([302]) as r:
+        d = deliverer(notifier(r.url))
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(FAILED) == 1)
+        d.stop(1)
+        assert [q.path for q in r.received(None)] == ["/"]
+
+
+def test_attempts_exhausted_on_connection_errors(caplog: pytest.LogCaptureFixture) -> None:
+    with receiving() as r:
+        url = r.url  # closed when the block ends: nothing listens there afterwards
+    d = deliverer(notifier(url, max_attempts=3))
+    d.start()
+    d.submit(a_notification())
+    wait_for(lambda: d.stats().outcomes.get(FAILED) == 1)
+    d.stop(1)
+    assert d.stats().retries == 2
+    assert "3 attempts failed, last: URLError" in caplog.text
+
+
+def test_timeout_is_retried() -> None:
+    with receiving(delay=0.5) as r:
+        d = deliverer(notifier(r.url, timeout="100ms", max_attempts=2))
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(FAILED) == 1)
+        d.stop(1)
+        assert len(r.received(None)) == 2
+
+
+def test_full_queue_drops_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    def stuck(request: HttpRequest) -> int:
+        release.wait(5)
+        return 200
+
+    d = deliverer(notifier("http://127.0.0.1:9/", queue_size=2), transport=stuck)
+    d.start()
+    n = a_notification()
+    results = [d.submit(n) for _ in range(6)]  # one in flight, two queued, the rest dropped
+    assert results.count(False) >= 3
+    assert d.stats().outcomes[DROPPED] == results.count(False)
+    assert "not delivered: queue full (2 waiting)" in caplog.text
+    release.set()
+    wait_for(lambda: d.stats().outcomes.get(DELIVERED) == results.count(True))
+    d.stop(1)
+
+
+def test_submit_never_blocks_on_a_dead_receiver() -> None:
+    def slow(request: HttpRequest) -> int:
+        time.sleep(0.5)
+        return 503
+
+    d = deliverer(notifier("http://127.0.0.1:9/", queue_size=1), transport=slow)
+    d.start()
+    started = time.monotonic()
+    for _ in range(100):
+        d.submit(a_notification())
+    assert time.monotonic() - started < 0.2
+    d.stop(0.1)
+
+
+def test_stop_gives_up_mid_backoff_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    d = deliverer(notifier("http://127.0.0.1:9/", backoff="30s"), transport=lambda r: 503)
+    d.start()
+    d.submit(a_notification())
+    wait_for(lambda: "retrying in 30s" in caplog.text)
+    started = time.monotonic()
+    d.stop(0.2)
+    assert time.monotonic() - started < 3
+    assert d.stats().outcomes.get(FAILED) == 1
+    assert "exporter stopping after 1 attempt(s)" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize(
+    ("tls", "outcome"),
+    [
+        ({"ca_file": "CERT"}, DELIVERED),
+        ({"insecure_skip_verify": True}, DELIVERED),
+        (None, FAILED),  # self-signed, not trusted by default
+    ],
+)
+def test_tls_ca_file_and_skip_verify(
+    certificate: tuple[str, str], tls: dict[str, Any] | None, outcome: str
+) -> None:
+    with receiving(tls=certificate) as r:
+        fields: dict[str, Any] = {"max_attempts": 1}
+        if tls is not None:
+            fields["tls"] = {k: certificate[0] if v == "CERT" else v for k, v in tls.items()}
+        d = deliverer(notifier(r.url, **fields))
+        d.start()
+        d.submit(a_notification())
+        wait_for(lambda: d.stats().outcomes.get(outcome) == 1)
+        d.stop(1)
