@@ -37,7 +37,7 @@ from localkafka import KafkaBroker
 from localkafka.broker import tool_class
 
 from ..certs import Authority, authority
-from .conftest import Exporter, Kafka, parse_metrics, select, value, wait_until
+from .conftest import Exporter, Kafka, free_port, parse_metrics, select, value, wait_until
 
 PLAIN_USERS = {"alice": "alice-Pl41n-secret"}
 READERS = ("User:alice", "User:bob", "User:carol", "User:CN=reader")
@@ -363,7 +363,9 @@ def test_secrets_never_appear_in_logs_or_responses(
     _, group = _lagging_group(secured.kafka, unique)
     bob, alice = "bob-Scr4m-secret", PLAIN_USERS["alice"]
     wrong, basic = "Wr0ng-but-s3cret-pw", "B4sic-auth-s3cret"
+    token = "Bearer whk-t0ken-s3cret"
     monkeypatch.setenv("TEST_BOB_PASSWORD", bob)
+    monkeypatch.setenv("TEST_WEBHOOK_TOKEN", token)
     sasl_ssl = {
         "bootstrap.servers": secured.listener("sasl_ssl"),
         "security.protocol": "SASL_SSL",
@@ -400,6 +402,20 @@ def test_secrets_never_appear_in_logs_or_responses(
             },
             {"name": "wrong", "kafka": scram | {"sasl.password": wrong}},
         ],
+        # A webhook whose token is a secret, and whose receiver is not there:
+        # the failed deliveries are logged, the token must not be.
+        "alerting": {
+            "notifiers": {
+                "hook": {
+                    "type": "webhook",
+                    "url": f"http://127.0.0.1:{free_port()}/hook",
+                    "headers": {"Authorization": {"env": "TEST_WEBHOOK_TOKEN"}},
+                    "max_attempts": 2,
+                    "backoff": "100ms",
+                }
+            },
+            "rules": [{"name": "Behind", "metric": "lag", "op": ">", "threshold": 1}],
+        },
     }
     web = tmp_path / "web.yml"
     web.write_text(
@@ -421,11 +437,14 @@ def test_secrets_never_appear_in_logs_or_responses(
         return all(v == 1 for v in up.values()) and bool(failed)
 
     wait_until(state, timeout=60, what="three clusters up, the wrong password refused")
+    wait_until(
+        lambda: "notifier hook:" in exporter.log(), what="a webhook delivery attempted and failed"
+    )
     exporter.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "configuration reloaded" in exporter.log(), what="reload")
 
     responses = []
-    for path in ("/", "/metrics", "/api/v1/groups", "/healthz", "/readyz", "/nope"):
+    for path in ("/", "/metrics", "/api/v1/groups", "/api/v1/alerts", "/healthz", "/readyz", "/x"):
         for headers in (good, bad, {}):
             status, body = exporter.get(path, headers)
             responses.append((path, status, body))
@@ -437,7 +456,7 @@ def test_secrets_never_appear_in_logs_or_responses(
     assert exporter.stop() == 0
     log = exporter.log()
     assert "DEBUG kafka" in log  # kafka-python's own debug output is there, and was checked
-    for secret in (bob, alice, wrong, basic):
+    for secret in (bob, alice, wrong, basic, token, token.removeprefix("Bearer ")):
         assert secret not in log, f"a secret is in the log: {secret[:3]}..."
         for path, status, body in responses:
             assert secret.encode() not in body, f"a secret is in {path} ({status})"
