@@ -18,6 +18,7 @@ import html
 import http.client
 import json
 import logging
+import math
 import socket
 import ssl
 import threading
@@ -285,7 +286,10 @@ class _Server(ThreadingHTTPServer):
         self.request_timeout = request_timeout
         self.write_timeout = write_timeout
         self.watchdog = _Watchdog()
+        self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+        self._refusal_logged_at = -math.inf
         self.web = WebConfig()
         self.basic_auth = BasicAuth({})
 
@@ -296,7 +300,16 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            log.warning("too many connections, refusing one from %s", client_address[0])
+            self.refused += 1
+            now = time.monotonic()
+            if now - self._refusal_logged_at >= 10.0:  # a flood must not flood the log too
+                self._refusal_logged_at = now
+                log.warning(
+                    "more than %d connections at once: refusing some (%d so far), e.g. from %s",
+                    self.max_connections,
+                    self.refused,
+                    client_address[0],
+                )
             self.shutdown_request(request)
             return
         try:
