@@ -450,6 +450,76 @@ def panels() -> list[dict[str, Any]]:
         ),
     ]
     y += 8
+    out.append(row("Partitioning", y))
+    y += 1
+    out += [
+        panel(
+            "table",
+            "Partition advice",
+            [
+                target(
+                    f"kafka_consumergroup_partition_advice{{{CGT}}} == 1", instant=True, table=True
+                ),
+            ],
+            0,
+            y,
+            10,
+            8,
+            transformations=[TABLE_HIDE],
+            description="The verdict per group and topic (kafka_consumergroup_partitions_needed "
+            "has the number) = ceil(production rate x headroom / capacity "
+            "measured while the consumers had a backlog); `lag-exporter plan` explains each "
+            "verdict. Partitions can be added but never removed, and adding them remaps keys.",
+        ),
+        panel(
+            "timeseries",
+            "Production share per partition",
+            [
+                target(
+                    f"kafka_topic_partition_production_share{{{C}, {T}}}", "{{topic}}-{{partition}}"
+                )
+            ],
+            10,
+            y,
+            8,
+            8,
+            unit="percentunit",
+            description="A partition with far more than its fair share is hot: a dominant "
+            "key (same key, same partition). More partitions do not split one key.",
+        ),
+        panel(
+            "stat",
+            "Idle members",
+            [
+                target(
+                    f"sum by (consumergroup) (kafka_consumergroup_idle_members{{{C}, {G}}})",
+                    "{{consumergroup}}",
+                )
+            ],
+            18,
+            y,
+            6,
+            4,
+            thresholds=[(None, "green"), (1, "orange")],
+            description="Members that own no partition: more consumers (or threads, e.g. "
+            "concurrency=3) than partitions.",
+        ),
+        panel(
+            "table",
+            "Dead-letter and retry topics",
+            [
+                target(f"kafka_topic_dead_letter_messages{{{C}}}", instant=True, table=True),
+                target(f"kafka_consumergroup_retry_lag{{{C}, {G}}}", instant=True, table=True),
+            ],
+            18,
+            y + 4,
+            6,
+            4,
+            transformations=[TABLE_HIDE],
+            description="Messages in dead-letter topics and retries waiting, by main topic.",
+        ),
+    ]
+    y += 8
     out.append(row("Exporter", y))
     y += 1
     out += [

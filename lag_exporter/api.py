@@ -46,6 +46,7 @@ def group_document(g: GroupView) -> dict[str, Any]:
         "state": g.state,
         "protocol_type": g.protocol_type,
         "protocol": g.protocol,
+        "group_type": g.group_type,
         "coordinator": g.coordinator,
         "members": [_member(m) for m in g.members] if g.members_known else None,
         "status": str(g.status) if g.status is not None else None,

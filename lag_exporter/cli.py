@@ -2,6 +2,7 @@
 
 lag-exporter [run] [--config FILE] [--bootstrap-servers HOSTS] ...   the daemon
 lag-exporter check [--format table|json] [--max-lag N]               one poll, printed
+lag-exporter plan [--duration 60s] [--format text|json]              partition advice
 lag-exporter validate-config FILE                                    check a file only
 
 The daemon reloads its configuration on SIGHUP: the new one is validated
@@ -17,15 +18,25 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from . import __version__, logs
 from .api import groups_document
-from .config import ENV_CONFIG, ConfigError, Overrides, Settings, load_settings
+from .config import (
+    ENV_CONFIG,
+    ENV_POLL_INTERVAL,
+    ConfigError,
+    Overrides,
+    Settings,
+    load_settings,
+    parse_duration,
+)
 from .daemon import ClusterPoller, Daemon, Store
 from .model import ClusterView
+from .plan import Run, plan_document, plan_text
 from .report import max_lag, table
 from .web import ENV_WEB_CONFIG, WebConfig, load_web_config
 
@@ -35,10 +46,12 @@ EXIT_OK = 0
 EXIT_LAG_EXCEEDED = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
-COMMANDS = ("run", "check", "validate-config")
+COMMANDS = ("run", "check", "plan", "validate-config")
+# `plan` measures over a short run: it polls more often than the daemon.
+PLAN_POLL_INTERVAL = "5s"
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, poll_default: str = "15s") -> None:
     parser.add_argument(
         "--config",
         "-c",
@@ -54,7 +67,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         metavar="DURATION",
-        help="time between polls, e.g. 15s (env LAG_EXPORTER_POLL_INTERVAL; default 15s)",
+        help="time between polls, e.g. 15s "
+        f"(env LAG_EXPORTER_POLL_INTERVAL; default {poll_default})",
     )
     parser.add_argument(
         "--log-level",
@@ -98,6 +112,20 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         metavar="N",
         help="exit with code 1 when any partition's lag exceeds N",
     )
+    plan = argparse.ArgumentParser(
+        prog="lag-exporter plan",
+        description="Poll for a while, then report per topic and group whether the partitions "
+        "and consumers suffice for the measured production rate, hot partitions, idle "
+        "consumers, and retry and dead-letter topics.",
+    )
+    _common(plan, poll_default=PLAN_POLL_INTERVAL)
+    plan.add_argument(
+        "--duration",
+        default="60s",
+        metavar="DURATION",
+        help="how long to measure, e.g. 60s or 10m (default 60s); Ctrl-C reports early",
+    )
+    plan.add_argument("--format", choices=("text", "json"), default="text")
     validate = argparse.ArgumentParser(
         prog="lag-exporter validate-config",
         description="Check a configuration file without starting anything.",
@@ -106,16 +134,17 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     validate.add_argument(
         "--web.config.file", dest="web_config", metavar="FILE", help="also check this web config"
     )
-    return {"run": run, "check": check, "validate-config": validate}
+    return {"run": run, "check": check, "plan": plan, "validate-config": validate}
 
 
 def _top_usage() -> str:
     return (
-        "usage: lag-exporter [run|check|validate-config] [options]\n"
+        "usage: lag-exporter [run|check|plan|validate-config] [options]\n"
         "       lag-exporter --version\n\n"
         "Kafka consumer-group lag exporter for Prometheus.\n"
         "  run              the daemon (default command)\n"
         "  check            one poll, printed as a table or JSON\n"
+        "  plan             measure for a while, then advise on partitions and consumers\n"
         "  validate-config  check a configuration file\n\n"
         "`lag-exporter COMMAND --help` shows the options of a command.\n"
     )
@@ -164,7 +193,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_web_config(args.web_config)
                 print(f"{args.web_config}: valid")
             return EXIT_OK
-        settings = _settings(args)
+        if command == "plan":
+            interval_text = (
+                args.poll_interval or os.environ.get(ENV_POLL_INTERVAL) or PLAN_POLL_INTERVAL
+            )
+            settings = _settings(args)
+            interval = parse_duration(interval_text, "--poll-interval")
+            duration = parse_duration(args.duration, "--duration")
+        else:
+            settings = _settings(args)
         web = _web_config(args) if command == "run" else WebConfig()
     except ConfigError as exc:
         print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
@@ -172,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(settings.log_level, settings.log_format)
     if command == "check":
         return _check(settings, args.format, args.max_lag)
+    if command == "plan":
+        return _plan(settings, args.format, duration, interval)
     return _run(settings, web, args)
 
 
@@ -195,6 +234,47 @@ def _check(settings: Settings, fmt: str, limit: int | None) -> int:
     if limit is not None and (worst := max_lag(views)) > limit:
         print(f"lag-exporter: max lag {worst} exceeds {limit}", file=sys.stderr)
         return EXIT_LAG_EXCEEDED
+    return EXIT_OK
+
+
+def _plan(settings: Settings, fmt: str, duration: float, interval: float) -> int:
+    """Poll every cluster every `interval` for `duration`, then print the advice."""
+    store = Store([c.name for c in settings.clusters])
+    pollers = [ClusterPoller(c, store, settings.max_staleness) for c in settings.clusters]
+    views: dict[str, ClusterView] = {}
+    polls = 0
+    interrupted = False
+    print(
+        f"lag-exporter plan: measuring for {duration:g} s, polling every {interval:g} s "
+        "(Ctrl-C reports early)",
+        file=sys.stderr,
+    )
+    started = time.monotonic()
+    try:
+        while True:
+            for poller in pollers:
+                views[poller.cluster.name] = poller.poll_once()
+            polls += 1
+            elapsed = time.monotonic() - started
+            if elapsed >= duration - 0.01:
+                break
+            # The last poll is at the end of the duration, the others on the interval.
+            time.sleep(max(0.0, min(polls * interval, duration) - elapsed))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for poller in pollers:
+            poller.collector.close()
+    run = Run(polls, time.monotonic() - started, interval, interrupted)
+    ordered = [views[c.name] for c in settings.clusters if c.name in views]
+    if fmt == "json":
+        print(json.dumps(plan_document(ordered, run), indent=2))
+    else:
+        print(plan_text(ordered, run), end="")
+    down = [v.cluster for v in ordered if not v.health.up]
+    if down or not ordered:
+        print(f"lag-exporter: cannot reach cluster(s): {', '.join(down)}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     return EXIT_OK
 
 

@@ -37,7 +37,19 @@ ENV_LOG_FORMAT = "LAG_EXPORTER_LOG_FORMAT"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the exporter sets itself; a constant label may not shadow them.
 RESERVED_LABELS = frozenset(
-    {"cluster", "consumergroup", "topic", "partition", "state", "member_id", "client_id", "host"}
+    {
+        "cluster",
+        "consumergroup",
+        "topic",
+        "partition",
+        "state",
+        "member_id",
+        "client_id",
+        "host",
+        "main_topic",
+        "method",
+        "group_type",
+    }
 )
 
 
@@ -131,6 +143,30 @@ class StatusConfig:
     stop_after_max: float = 1800.0
 
 
+# Spring Kafka's retryable topics: `<topic>-retry`, `<topic>-retry-N` (one per
+# attempt or per delay, e.g. `-retry-5000`), and the dead-letter topic
+# `<topic>-dlt`; its DeadLetterPublishingRecoverer names it `<topic>.DLT`.
+DEFAULT_RETRY_PATTERNS = (r"(?P<main>.+)-retry(?:-\d+)?",)
+DEFAULT_DEAD_LETTER_PATTERNS = (r"(?P<main>.+)[-.](?:dlt|DLT)",)
+
+
+@dataclass(frozen=True, slots=True)
+class InsightConfig:
+    """Partition advice, hot partitions and retry topics."""
+
+    headroom: float = 1.2  # partitions needed = ceil(production x headroom / capacity)
+    capacity_window: float = 3600.0  # how long busy periods count towards capacity
+    min_busy_time: float = 30.0  # busy observation needed before capacity is trusted
+    hot_factor: float = 2.0  # hot: above hot_factor x the mean of the other partitions
+    hot_min_rate: float = 1.0  # messages/s: slower topics are not judged for hot partitions
+    retry_patterns: tuple[re.Pattern[str], ...] = tuple(
+        re.compile(p) for p in DEFAULT_RETRY_PATTERNS
+    )
+    dead_letter_patterns: tuple[re.Pattern[str], ...] = tuple(
+        re.compile(p) for p in DEFAULT_DEAD_LETTER_PATTERNS
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterConfig:
     name: str
@@ -144,6 +180,7 @@ class ClusterConfig:
     lag_seconds: LagSecondsConfig = field(default_factory=LagSecondsConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     rate_window: float = 300.0
+    insight: InsightConfig = field(default_factory=InsightConfig)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -390,6 +427,7 @@ _CLUSTER_KEYS = (
     "lag_seconds",
     "status",
     "rate_window",
+    "insight",
 )
 _TOP_KEYS = (
     "clusters",
@@ -456,6 +494,66 @@ def _status(value: object, key: str) -> StatusConfig:
     return config
 
 
+def _positive_number(value: object, key: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
+        raise ConfigError(f"{key}: expected a number greater than {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _topic_patterns(value: object, key: str) -> tuple[re.Pattern[str], ...]:
+    patterns = _compile_patterns(value, key)
+    for i, pattern in enumerate(patterns):
+        if "main" not in pattern.groupindex:
+            raise ConfigError(
+                f"{key}[{i}]: {pattern.pattern!r} needs a named group (?P<main>...) "
+                "that matches the main topic's name"
+            )
+    return patterns
+
+
+def _insight(value: object, key: str) -> InsightConfig:
+    if value is None:
+        return InsightConfig()
+    mapping = _expect_mapping(value, key)
+    _check_keys(
+        mapping,
+        (
+            "headroom",
+            "capacity_window",
+            "min_busy_time",
+            "hot_factor",
+            "hot_min_rate",
+            "retry_topics",
+            "dead_letter_topics",
+        ),
+        key,
+    )
+    default = InsightConfig()
+    return InsightConfig(
+        headroom=_positive_number(mapping.get("headroom", default.headroom), f"{key}.headroom"),
+        capacity_window=parse_duration(
+            mapping.get("capacity_window", default.capacity_window), f"{key}.capacity_window"
+        ),
+        min_busy_time=parse_duration(
+            mapping.get("min_busy_time", default.min_busy_time), f"{key}.min_busy_time"
+        ),
+        hot_factor=_positive_number(
+            mapping.get("hot_factor", default.hot_factor), f"{key}.hot_factor", minimum=1.0
+        ),
+        hot_min_rate=_positive_number(
+            mapping.get("hot_min_rate", default.hot_min_rate), f"{key}.hot_min_rate"
+        ),
+        retry_patterns=_topic_patterns(mapping["retry_topics"], f"{key}.retry_topics")
+        if "retry_topics" in mapping
+        else default.retry_patterns,
+        dead_letter_patterns=_topic_patterns(
+            mapping["dead_letter_topics"], f"{key}.dead_letter_topics"
+        )
+        if "dead_letter_topics" in mapping
+        else default.dead_letter_patterns,
+    )
+
+
 def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float) -> ClusterConfig:
     mapping = _expect_mapping(value, key)
     _check_keys(mapping, _CLUSTER_KEYS, key)
@@ -482,6 +580,7 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         lag_seconds=_lag_seconds(mapping.get("lag_seconds"), f"{key}.lag_seconds"),
         status=_status(mapping.get("status"), f"{key}.status"),
         rate_window=parse_duration(mapping.get("rate_window", 300), f"{key}.rate_window"),
+        insight=_insight(mapping.get("insight"), f"{key}.insight"),
     )
 
 

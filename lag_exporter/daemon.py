@@ -167,6 +167,7 @@ class ClusterPoller:
             ),
             rate_window=cluster.rate_window,
             exact_groups=cluster.lag_seconds.exact_groups,
+            insight=cluster.insight,
         )
         self.state_path = (
             history_store.state_path(state_dir, cluster.name) if state_dir is not None else None

@@ -7,6 +7,9 @@
 - Per group and partition: a time window of (time, committed, lag) samples,
   thinned to at most `samples` evenly spread points, plus when the committed
   offset last moved. Status and consumption rates are computed from these.
+- Per group member and topic: the member's commit progress while it had a
+  backlog, over all its partitions of the topic together (BusyMeter), from
+  which the partitioning insight measures consumer capacity.
 
 Memory is bounded by partitions x size and pairs x samples, and entries of
 partitions and pairs that are no longer reported are dropped every poll.
@@ -29,6 +32,10 @@ from .model import TopicPartition
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+# (group, topic, member id, the member's partitions of the topic): a new
+# assignment starts a new measurement, since sums over other partitions jump.
+MemberKey = tuple[str, str, str, tuple[int, ...]]
 
 
 class EndHistory:
@@ -77,16 +84,95 @@ def _rate(times: Sequence[float], values: Sequence[int], horizon: float) -> floa
     return max(0.0, (values[-1] - values[k]) / dt)
 
 
+class BusyMeter:
+    """Commit progress of one group on one partition while it had a backlog.
+
+    Progress is measured from one observed change of the committed offset to
+    the next (a consumer that commits every few seconds makes no progress
+    between two polls, then a lot at once; only whole commit-to-commit spans
+    give its rate). A span counts as busy when, at its end, the group still
+    had not committed everything that was already in the log at its start:
+    log-end(start) - committed(end) > allowed lag. Then the consumer never ran
+    out of data during the span, so its rate there is what it can do, not what
+    the producer gave it. A consumer that keeps up commits past the old
+    log-end, however late it commits, and its spans are not counted.
+
+    Busy spans are summed into at most `buckets` time buckets over `window`.
+    The span still open counts with its time so far and no messages yet: left
+    out, a consumer that commits in bursts would look faster than it is. It
+    counts for at most as long as the last closed span lasted, so a consumer
+    that stops does not drag its measured capacity towards zero.
+    """
+
+    __slots__ = ("anchor", "buckets", "last_span", "moved", "open")
+
+    def __init__(self) -> None:
+        # (time, committed, log-end) when the committed offset was last seen to
+        # change, or first seen.
+        self.anchor: tuple[float, int, int] | None = None
+        # False until a change is seen: the first committed offset seen may be
+        # arbitrarily old, so no span starts there.
+        self.moved = False
+        self.buckets: deque[list[float]] | None = None  # [time, busy seconds, messages]
+        self.open = 0.0  # seconds of the open span, while it has a backlog
+        self.last_span = 0.0  # seconds of the last busy span closed
+
+    def observe(
+        self,
+        t: float,
+        committed: int,
+        log_end: int,
+        allowed_lag: int,
+        window: float,
+        buckets: int = 12,
+    ) -> None:
+        """Record one poll's committed and log-end offsets."""
+        anchor = self.anchor
+        if anchor is not None and committed == anchor[1]:
+            busy = self.moved and anchor[2] - committed > allowed_lag
+            self.open = min(t - anchor[0], self.last_span) if busy else 0.0
+            return
+        self.anchor = (t, committed, log_end)
+        self.open = 0.0
+        moved, self.moved = self.moved, anchor is not None
+        if anchor is None or not moved or committed < anchor[1] or t <= anchor[0]:
+            return  # first sight, first change, or a rewind: measure from here
+        start, start_committed, start_end = anchor
+        if start_end - committed <= allowed_lag:
+            return  # caught up with what was there at the start: not busy
+        self.last_span = t - start
+        spans = self.buckets
+        if spans is None:
+            spans = self.buckets = deque()
+        while spans and spans[0][0] < t - window:
+            spans.popleft()
+        if spans and t - spans[-1][0] < window / buckets:
+            spans[-1][1] += t - start
+            spans[-1][2] += committed - start_committed
+        else:
+            spans.append([t, t - start, float(committed - start_committed)])
+
+    def totals(self, now: float, horizon: float) -> tuple[float, float]:
+        """(busy seconds, messages committed while busy) over the last `horizon` seconds."""
+        seconds, messages = self.open, 0.0
+        for at, busy, count in self.buckets or ():
+            if at >= now - horizon:
+                seconds += busy
+                messages += count
+        return seconds, messages
+
+
 class CommitTrack:
     """Observations of one group's committed offset on one partition."""
 
-    __slots__ = ("changes", "last_committed", "samples", "still_since")
+    __slots__ = ("busy", "changes", "last_committed", "samples", "still_since")
 
     def __init__(self, t: float, committed: int) -> None:
         self.samples: deque[tuple[float, int, int]] = deque()
         self.changes: deque[float] = deque(maxlen=8)
         self.last_committed = committed
         self.still_since = t
+        self.busy = BusyMeter()
 
     def add(self, t: float, committed: int, lag: int, window: float, max_samples: int) -> None:
         if committed != self.last_committed:
@@ -119,6 +205,7 @@ class History:
         self.commits: dict[tuple[str, TopicPartition], CommitTrack] = {}
         self.cluster_id: str | None = None
         self.resets: list[TopicPartition] = []  # partitions whose offsets went back, last poll
+        self.members: dict[MemberKey, BusyMeter] = {}
 
     def add_end(self, tp: TopicPartition, t: float, end: int) -> None:
         h = self.ends.get(tp)
@@ -136,6 +223,19 @@ class History:
             track = self.commits[key] = CommitTrack(t, committed)
         track.add(t, committed, lag, self.window, self.max_samples)
         return track
+
+    def member(self, key: MemberKey) -> BusyMeter:
+        """The busy meter of one member's partitions of one topic."""
+        meter = self.members.get(key)
+        if meter is None:
+            meter = self.members[key] = BusyMeter()
+        return meter
+
+    def retain_members(self, keys: Iterable[MemberKey]) -> None:
+        """Forget the meters of members (or assignments) not seen in the last poll."""
+        keep = set(keys)
+        for key in [key for key in self.members if key not in keep]:
+            del self.members[key]
 
     def retain(
         self, partitions: Iterable[TopicPartition], pairs: Iterable[tuple[str, TopicPartition]]

@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import __version__
-from .model import ClusterView
+from .model import ClusterInsight, ClusterView
 from .status import STATUS_CODES
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -99,6 +99,8 @@ def families(views: Sequence[ClusterView]) -> Iterator[Metric]:
         _health(f, view, base)
         _topics(f, view, base)
         _groups(f, view, base)
+        if view.insight is not None:
+            _insight(f, view.insight, base)
     yield from f.families.values()
 
 
@@ -250,8 +252,9 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
     )
     info = f.gauge(
         "kafka_consumergroup_info",
-        "Group protocol and coordinator; the value is always 1.",
-        [*group_labels, "protocol_type", "protocol", "coordinator"],
+        "Group protocol, coordinator and group type (classic, consumer for KIP-848 groups, "
+        "share, streams; empty when the broker does not tell); the value is always 1.",
+        [*group_labels, "protocol_type", "protocol", "coordinator", "group_type"],
     )
     uncommitted = f.gauge(
         "kafka_consumergroup_uncommitted_partitions",
@@ -331,7 +334,16 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
                 consumed.add_metric([*g, topic], rates.consumption_rate)
             if rates.catchup_seconds is not None:
                 catchup.add_metric([*g, topic], rates.catchup_seconds)
-        info.add_metric([*g, group.protocol_type, group.protocol, str(group.coordinator or "")], 1)
+        info.add_metric(
+            [
+                *g,
+                group.protocol_type,
+                group.protocol,
+                str(group.coordinator or ""),
+                group.group_type,
+            ],
+            1,
+        )
         stale.add_metric(g, 1 if group.stale else 0)
         uncommitted.add_metric(g, group.uncommitted_partitions)
         if group.members_known:
@@ -370,6 +382,146 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
         worst = group.max_lag
         if worst is not None:
             max_lag.add_metric(g, worst)
+
+
+def _insight(f: _Families, insight: ClusterInsight, base: list[str]) -> None:
+    """Partition advice, hot partitions, idle members, retry and dead-letter topics."""
+    share = f.gauge(
+        "kafka_topic_partition_production_share",
+        "Share of the topic's production that goes to the partition (0 to 1), over rate_window.",
+        ["topic", "partition"],
+    )
+    skew = f.gauge(
+        "kafka_topic_production_skew",
+        "Production rate of the busiest partition divided by the mean over the topic's "
+        "partitions: 1 when even, the number of partitions when one takes everything.",
+        ["topic"],
+    )
+    hot = f.gauge(
+        "kafka_topic_partition_hot",
+        "1 for a partition that receives more than insight.hot_factor times the mean rate "
+        "of the topic's other partitions (a dominant key); absent otherwise.",
+        ["topic", "partition"],
+    )
+    for t in insight.topics.values():
+        for partition, value in t.shares.items():
+            share.add_metric([*base, t.topic, str(partition)], value)
+        if t.skew is not None:
+            skew.add_metric([*base, t.topic], t.skew)
+        for partition in t.hot_partitions:
+            hot.add_metric([*base, t.topic, str(partition)], 1)
+
+    group_topic = ["consumergroup", "topic"]
+    needed = f.gauge(
+        "kafka_consumergroup_partitions_needed",
+        "Partitions the topic needs for this group: ceil(production rate x headroom / "
+        "capacity per partition). Absent when there is not enough data (see "
+        "kafka_consumergroup_partition_advice).",
+        group_topic,
+    )
+    consumers_needed = f.gauge(
+        "kafka_consumergroup_consumers_needed",
+        "Consumers (threads) the group needs on the topic, one per partition needed; "
+        "absent when members are unknown or there is not enough data.",
+        group_topic,
+    )
+    capacity = f.gauge(
+        "kafka_consumergroup_consumption_capacity_per_partition_messages_per_second",
+        "Messages per second one partition is consumed at while its consumer has a backlog: "
+        "per member (method=member, a consumer owning one partition) or per partition "
+        "(method=partition, members unknown).",
+        [*group_topic, "method"],
+    )
+    busy = f.gauge(
+        "kafka_consumergroup_capacity_busy_seconds",
+        "Seconds of backlog behind the capacity measurement (the least of the measured "
+        "members or partitions), within insight.capacity_window.",
+        group_topic,
+    )
+    advice = f.gauge(
+        "kafka_consumergroup_partition_advice",
+        "1 for the verdict on the group's partitions and consumers on the topic: enough, "
+        "add_consumers, add_partitions, hot_partition, never_saturated, not_consuming, "
+        "not_enough_data.",
+        [*group_topic, "verdict"],
+    )
+    lag_skew = f.gauge(
+        "kafka_consumergroup_lag_skew",
+        "Largest partition lag of the group on the topic divided by its mean lag there; "
+        "absent without lag.",
+        group_topic,
+    )
+    lag_hot = f.gauge(
+        "kafka_consumergroup_partition_lag_hot",
+        "1 for a partition whose lag is more than insight.hot_factor times the mean lag of "
+        "the group's other partitions of the topic; absent otherwise.",
+        [*group_topic, "partition"],
+    )
+    idle = f.gauge(
+        "kafka_consumergroup_idle_members",
+        "Members of a stable consumer group that own no partition (more consumers than "
+        "partitions).",
+        ["consumergroup"],
+    )
+    unowned = f.gauge(
+        "kafka_consumergroup_unowned_partitions",
+        "Partitions of a topic the stable group subscribes to (or partly owns) that no "
+        "member owns.",
+        group_topic,
+    )
+    for g in insight.groups.values():
+        labels = [*base, g.group_id]
+        if g.members is not None:
+            idle.add_metric(labels, len(g.idle_members))
+        for topic, missing in g.unowned.items():
+            unowned.add_metric([*labels, topic], len(missing))
+        for a in g.topics.values():
+            gt = [*labels, a.topic]
+            advice.add_metric([*gt, str(a.verdict)], 1)
+            if a.partitions_needed is not None:
+                needed.add_metric(gt, a.partitions_needed)
+            if a.consumers_needed is not None:
+                consumers_needed.add_metric(gt, a.consumers_needed)
+            if a.capacity is not None:
+                capacity.add_metric([*gt, str(a.method)], a.capacity)
+                busy.add_metric(gt, a.busy_seconds)
+            if a.lag_skew is not None:
+                lag_skew.add_metric(gt, a.lag_skew)
+            for partition in a.hot_lag_partitions:
+                lag_hot.add_metric([*gt, str(partition)], 1)
+
+    dlt = f.gauge(
+        "kafka_topic_dead_letter_messages",
+        "Messages in a dead-letter topic (log-end minus log-start, summed over partitions), "
+        "labelled with its main topic.",
+        ["main_topic", "topic"],
+    )
+    dlt_rate = f.gauge(
+        "kafka_topic_dead_letter_messages_in_per_second",
+        "Messages produced per second into a dead-letter topic, over rate_window.",
+        ["main_topic", "topic"],
+    )
+    retry_rate = f.gauge(
+        "kafka_topic_retry_messages_in_per_second",
+        "Messages produced per second into a retry topic (deliveries that failed and wait "
+        "for another attempt), over rate_window.",
+        ["main_topic", "topic"],
+    )
+    retry_lag = f.gauge(
+        "kafka_consumergroup_retry_lag",
+        "Lag of a group on a retry topic: retries not yet attempted.",
+        ["consumergroup", "main_topic", "topic"],
+    )
+    for r in insight.retries.values():
+        for topic in r.dead_letter_topics:
+            dlt.add_metric([*base, r.main_topic, topic], r.messages.get(topic, 0))
+            if topic in r.messages_in:
+                dlt_rate.add_metric([*base, r.main_topic, topic], r.messages_in[topic])
+        for topic in r.retry_topics:
+            if topic in r.messages_in:
+                retry_rate.add_metric([*base, r.main_topic, topic], r.messages_in[topic])
+        for (group_id, topic), lag in r.retry_lag.items():
+            retry_lag.add_metric([*base, group_id, r.main_topic, topic], lag)
 
 
 class _ViewCollector(Collector):

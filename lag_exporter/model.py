@@ -51,6 +51,9 @@ class Member:
     host: str
     instance_id: str | None
     assignment: tuple[TopicPartition, ...]
+    # Topics the member subscribed to by name, where the group protocol says
+    # (classic consumer groups and KIP-848 groups); empty when unknown.
+    subscribed_topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +65,11 @@ class GroupDescription:
     coordinator: int | None
     members: tuple[Member, ...]
     # False when only ListGroups knew the group (e.g. a group on the new
-    # consumer protocol that DescribeGroups cannot see): members unknown.
+    # consumer protocol on a broker without ConsumerGroupDescribe): members unknown.
     described: bool = True
+    # ListGroups' group type (v5+): "classic", "consumer" (KIP-848), "share"
+    # (KIP-932), "streams"; empty when the broker does not tell.
+    group_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +150,7 @@ class GroupView:
     read_at: float  # wall clock when its offsets were last read successfully
     status: Status | None = None
     topic_rates: dict[str, GroupTopicRates] = field(default_factory=dict)
+    group_type: str = ""
 
     @property
     def max_lag(self) -> int | None:
@@ -181,6 +188,118 @@ class ClusterHealth:
     last_errors: tuple[PollError, ...] = ()
 
 
+# --- partitioning insight ----------------------------------------------------
+
+
+class Verdict(StrEnum):
+    """What the measurements say about a group's partitions and consumers on a topic."""
+
+    ENOUGH = "enough"  # partitions and consumers suffice for the production rate
+    ADD_CONSUMERS = "add_consumers"  # partitions suffice, consumers do not
+    ADD_PARTITIONS = "add_partitions"  # more partitions (and consumers) are needed
+    # Enough on average, but one partition alone receives more than a consumer handles.
+    HOT_PARTITION = "hot_partition"
+    NEVER_SATURATED = "never_saturated"  # consumers kept up: their capacity is unknown
+    NOT_CONSUMING = "not_consuming"  # no commits in the window to measure
+    NOT_ENOUGH_DATA = "not_enough_data"  # too few polls for rates
+
+
+class CapacityMethod(StrEnum):
+    MEMBER = "member"  # busy throughput of each member, over all its partitions of the topic
+    PARTITION = "partition"  # busy throughput of each partition (members unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInsight:
+    """How a topic's production spreads over its partitions."""
+
+    topic: str
+    partitions: int
+    production_rate: float | None  # messages per second
+    shares: dict[int, float]  # partition -> share of the topic's production, 0..1
+    skew: float | None  # busiest partition's rate / mean rate (1: even); None: unknown
+    hot_partitions: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionAdvice:
+    """Partitions and consumers one group needs on one topic, from measured rates."""
+
+    group_id: str
+    topic: str
+    partitions: int  # the topic's partitions now
+    consumers: int | None  # members owning partitions of the topic now; None: unknown
+    production_rate: float | None  # messages per second into the topic
+    consumption_rate: float | None  # messages per second the group commits on it
+    lag: int
+    headroom: float
+    method: CapacityMethod
+    # Messages per second one partition's consumer handles while it has a
+    # backlog (busy), averaged over the members or partitions measured.
+    capacity: float | None
+    capacity_measured: int  # members or partitions whose busy rate was measured
+    busy_seconds: float  # observation time behind `capacity`
+    # Without a busy period: the most one consumer was seen to do, a lower bound.
+    capacity_at_least: float | None
+    partitions_needed: int | None
+    consumers_needed: int | None
+    # Partitions whose own production exceeds one consumer's capacity: more
+    # partitions cannot help them, since one key always goes to one partition.
+    overloaded_partitions: tuple[int, ...]
+    lag_skew: float | None  # largest partition lag / mean lag; None without lag
+    hot_lag_partitions: tuple[int, ...]
+    verdict: Verdict
+    reason: str  # one sentence a person can act on
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInsight:
+    group_id: str
+    members: int | None  # None: members unknown
+    idle_members: tuple[Member, ...]  # members without any partition
+    unowned: dict[str, tuple[int, ...]]  # topic -> subscribed partitions no member owns
+    topics: dict[str, PartitionAdvice]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryTopics:
+    """Retry and dead-letter topics of one main topic (Spring Kafka naming, or configured)."""
+
+    main_topic: str
+    main_exists: bool
+    retry_topics: tuple[str, ...]
+    dead_letter_topics: tuple[str, ...]
+    messages_in: dict[str, float]  # topic -> messages per second produced into it
+    messages: dict[str, int]  # topic -> messages in it (log-end - log-start, summed)
+    retry_lag: dict[tuple[str, str], int]  # (group, retry topic) -> the group's lag on it
+
+    @property
+    def dead_letter_rate(self) -> float | None:
+        rates = [self.messages_in[t] for t in self.dead_letter_topics if t in self.messages_in]
+        return sum(rates) if rates else None
+
+    @property
+    def dead_letter_messages(self) -> int:
+        return sum(self.messages.get(t, 0) for t in self.dead_letter_topics)
+
+    @property
+    def retry_rate(self) -> float | None:
+        rates = [self.messages_in[t] for t in self.retry_topics if t in self.messages_in]
+        return sum(rates) if rates else None
+
+    @property
+    def retry_backlog(self) -> int:
+        return sum(self.retry_lag.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInsight:
+    topics: dict[str, TopicInsight]
+    groups: dict[str, GroupInsight]
+    retries: dict[str, RetryTopics]  # main topic -> its retry and dead-letter topics
+    headroom: float
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterView:
     cluster: str
@@ -189,3 +308,4 @@ class ClusterView:
     topics: dict[str, TopicView]
     groups: dict[str, GroupView]
     health: ClusterHealth
+    insight: ClusterInsight | None = None

@@ -9,11 +9,12 @@ silently old.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from .config import NameFilter
-from .history import History
+from .config import InsightConfig, NameFilter
+from .history import History, MemberKey
+from .insight import build_insight
 from .lag import partition_lag
 from .model import (
     ClusterHealth,
@@ -46,6 +47,8 @@ class Derivation:
     rate_window: float = 300.0
     # Groups whose lag seconds come from record timestamps when the poll read them.
     exact_groups: NameFilter | None = None
+    # Partition advice, hot partitions, idle members, retry topics; None: not computed.
+    insight: InsightConfig | None = None
 
 
 def build_view(
@@ -122,6 +125,10 @@ def build_view(
                 )
             )
 
+    if derive is not None and derive.insight is not None:
+        derive.history.retain_members(
+            _observe_members(groups.values(), topics, derive, derive.insight.capacity_window)
+        )
     if derive is not None:
         # Histories of partitions and pairs no longer reported are dropped.
         derive.history.retain(
@@ -137,6 +144,17 @@ def build_view(
         groups=dict(sorted(groups.items())),
         health=health,
     )
+    if derive is not None and derive.insight is not None:
+        view = replace(
+            view,
+            insight=build_insight(
+                view,
+                derive.history,
+                derive.insight,
+                now=now,
+                allowed_lag=derive.status_rules.allowed_lag,
+            ),
+        )
     return view, notices
 
 
@@ -266,6 +284,7 @@ def _group_view(
         read_at=poll.started_at,
         status=group_status(statuses) if any(s is not None for s in statuses) else None,
         topic_rates=_topic_rates(rows, topics) if derive is not None else {},
+        group_type=description.group_type,
     )
 
 
@@ -277,6 +296,14 @@ def _derive(
     tp = (row.topic, row.partition)
     history = derive.history
     track = history.track(group_id, tp, now, row.committed, row.lag)
+    if derive.insight is not None and row.log_end is not None:
+        track.busy.observe(
+            now,
+            row.committed,
+            row.log_end,
+            derive.status_rules.allowed_lag,
+            derive.insight.capacity_window,
+        )
     status = partition_status(
         track.samples,
         track.changes,
@@ -310,6 +337,62 @@ def _derive(
         status=status,
         consumption_rate=track.rate(derive.rate_window),
     )
+
+
+def _observe_members(
+    groups: Iterable[GroupView],
+    topics: dict[str, TopicView],
+    derive: Derivation,
+    window: float,
+) -> list[MemberKey]:
+    """Feed each member's summed offsets per topic to its busy meter; the keys seen.
+
+    A consumer thread works through whichever of its partitions has data, so
+    it is busy while any of them has a backlog: summed over its partitions,
+    its progress is its capacity, however unevenly it serves them.
+    """
+    seen: list[MemberKey] = []
+    for g in groups:
+        if g.stale:
+            # Not re-read this poll: keep what was measured while it is carried.
+            seen.extend(key for key in derive.history.members if key[0] == g.group_id)
+            continue
+        if not g.members_known:
+            continue
+        rows = {(r.topic, r.partition): r for r in g.partitions}
+        for m in g.members:
+            by_topic: dict[str, list[PartitionLag]] = {}
+            for tp in m.assignment:
+                row = rows.get(tp)
+                if row is not None:
+                    by_topic.setdefault(tp[0], []).append(row)
+            for topic, owned in by_topic.items():
+                if any(r.stale or r.committed is None or r.log_end is None for r in owned):
+                    continue  # a partial sum would jump when the missing part returns
+                view = topics.get(topic)
+                if view is None:
+                    continue
+                read_at = max(
+                    (
+                        view.offsets[r.partition].read_at
+                        for r in owned
+                        if r.partition in view.offsets
+                    ),
+                    default=None,
+                )
+                if read_at is None:
+                    continue
+                key = (g.group_id, topic, m.member_id, tuple(sorted(r.partition for r in owned)))
+                derive.history.member(key).observe(
+                    read_at,
+                    sum(r.committed or 0 for r in owned),
+                    sum(r.log_end or 0 for r in owned),
+                    # Transaction markers may leave each partition a little lag.
+                    derive.status_rules.allowed_lag * len(owned),
+                    window,
+                )
+                seen.append(key)
+    return seen
 
 
 def _topic_rates(
@@ -361,4 +444,5 @@ def _as_stale(before: GroupView, description: GroupDescription | None) -> GroupV
         read_at=before.read_at,
         status=before.status,
         topic_rates=before.topic_rates,
+        group_type=before.group_type,
     )

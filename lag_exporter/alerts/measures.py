@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..model import ClusterView, GroupView, PartitionLag
+from ..model import ClusterView, GroupView, PartitionLag, RetryTopics
 
 Value = int | float | str
 Labels = tuple[tuple[str, str], ...]
@@ -95,6 +95,33 @@ def _lag_sum(view: ClusterView) -> Iterator[Series]:
             )
 
 
+def _dead_letters(value: Callable[[RetryTopics, str], Value | None]) -> Measure:
+    """One series per dead-letter topic, labelled with its main topic."""
+
+    def extract(view: ClusterView) -> Iterator[Series]:
+        if view.insight is None:
+            return
+        for r in view.insight.retries.values():
+            for topic in r.dead_letter_topics:
+                yield Series(
+                    (("main_topic", r.main_topic), ("topic", topic)), value(r, topic), False
+                )
+
+    return Measure(("main_topic", "topic"), extract)
+
+
+def _retry_lag(view: ClusterView) -> Iterator[Series]:
+    if view.insight is None:
+        return
+    for r in view.insight.retries.values():
+        for (group, topic), lag in r.retry_lag.items():
+            yield Series(
+                (("consumergroup", group), ("main_topic", r.main_topic), ("topic", topic)),
+                lag,
+                False,
+            )
+
+
 # Measure name (a rule's `metric`) -> its series. One line per measure.
 MEASURES: dict[str, Measure] = {
     "lag": per_partition(lambda p: p.lag),
@@ -105,4 +132,8 @@ MEASURES: dict[str, Measure] = {
     # Status words (OK, WARN, STOP, STALL, REWIND; ERR for groups), compared with == / !=.
     "status": per_partition(lambda p: str(p.status) if p.status else None, numeric=False),
     "group_status": per_group(lambda g: str(g.status) if g.status else None, numeric=False),
+    # Retry and dead-letter topics (Spring Kafka's naming), labelled with their main topic.
+    "dead_letter_messages": _dead_letters(lambda r, t: r.messages.get(t, 0)),
+    "dead_letter_rate": _dead_letters(lambda r, t: r.messages_in.get(t)),
+    "retry_lag": Measure(("consumergroup", "main_topic", "topic"), _retry_lag),
 }

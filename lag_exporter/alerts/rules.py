@@ -456,6 +456,11 @@ def _rule(
                 f"{key}.clusters: no cluster is named {exact!r}; clusters: "
                 f"{', '.join(cluster_names)}"
             )
+    groups_selector = _selector(mapping.get("groups"), f"{key}.groups")
+    if "consumergroup" not in measure.labels and not groups_selector.is_empty:
+        raise ConfigError(
+            f"{key}.groups: metric {metric} is not per group, a group selector cannot apply"
+        )
     topics = _selector(mapping.get("topics"), f"{key}.topics")
     if "topic" not in measure.labels and not topics.is_empty:
         raise ConfigError(

@@ -5,7 +5,10 @@ Requests per poll do not grow with the number of groups or partitions:
     Metadata          1
     ListGroups        1 per broker
     FindCoordinator   1 (batched, KIP-699; per group only on brokers < 3.0)
-    DescribeGroups    1 per coordinator
+    DescribeGroups    1 per coordinator (classic groups)
+    ConsumerGroupDescribe
+                      1 per coordinator (groups on the KIP-848 consumer protocol,
+                      on brokers that have the API)
     OffsetFetch       1 per coordinator (batched, KIP-709; per group on brokers < 3.0)
     ListOffsets       2 per partition leader (latest and earliest)
     Fetch             1 per partition leader, only for groups in exact lag-seconds
@@ -21,6 +24,13 @@ or partition fails and cache coordinators forever; this module sends the same
 protocol requests itself and keeps each error to the group, topic or
 partition it belongs to. Coordinators are looked up afresh every poll, so a
 moved coordinator costs at most one poll of that group.
+
+ListGroups (v5+) tells each group's type. Classic groups are described with
+DescribeGroups; groups on the new consumer protocol (KIP-848, the default of
+Java clients against Kafka 4 brokers) with ConsumerGroupDescribe, which
+kafka-python lacks (see protocol.py); on brokers without it they are
+reported from their listing, members unknown. Share groups (KIP-932) have no
+committed offsets to fetch: they are listed with their state only.
 """
 
 from __future__ import annotations
@@ -35,7 +45,10 @@ from typing import Any, TypeVar
 import kafka.errors as Errors
 from kafka.protocol.admin import DescribeGroupsRequest, ListGroupsRequest
 from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest, OffsetFetchRequest
-from kafka.protocol.consumer.metadata import ConsumerProtocolAssignment
+from kafka.protocol.consumer.metadata import (
+    ConsumerProtocolAssignment,
+    ConsumerProtocolSubscription,
+)
 from kafka.protocol.metadata import FindCoordinatorRequest, MetadataRequest
 from kafka.record import MemoryRecords
 
@@ -51,6 +64,7 @@ from ..model import (
 )
 from ..redact import redact
 from .connection import BootstrapError, KafkaConnection
+from .protocol import ConsumerGroupDescribeRequest
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +78,11 @@ _RECORD_PEEK_BYTES = 4096
 _TIMESTAMP_CACHE_SIZE = 50_000
 # Internal topics are not consumer traffic; hidden unless asked for.
 _INTERNAL_PREFIX = "__"
+# ListGroups group types (KIP-848). Brokers before 3.7 leave the type empty.
+_CONSUMER_TYPE = "consumer"  # the new consumer group protocol
+_SHARE_TYPE = "share"  # share groups (KIP-932): no committed offsets
+# Types DescribeGroups cannot describe (it answers GROUP_ID_NOT_FOUND).
+_NOT_CLASSIC = frozenset({_CONSUMER_TYPE, _SHARE_TYPE, "streams"})
 
 
 # Appended to the log line when a cluster cannot be reached, for the kinds
@@ -373,37 +392,44 @@ class Collector:
         for group_id, node in coordinators.items():
             by_coordinator[node].append(group_id)
         failed: set[str] = set(listed) - set(coordinators)
+        describe_consumer_groups = self._supports(ConsumerGroupDescribeRequest)
 
+        # One describe of each kind and one OffsetFetch per coordinator, all at once.
+        tasks: list[tuple[str, list[str]]] = []
         calls: list[Callable[[], Awaitable[Any]]] = []
         for node, group_ids in by_coordinator.items():
-            calls.append(_bind(self._describe, poll, node, group_ids))
-            calls.append(_bind(self._fetch_offsets, poll, node, group_ids))
+            types = {g: _group_type(listed[g]) for g in group_ids}
+            classic = [g for g in group_ids if types[g] not in _NOT_CLASSIC]
+            consumer = [g for g in group_ids if types[g] == _CONSUMER_TYPE]
+            with_offsets = [g for g in group_ids if types[g] != _SHARE_TYPE]
+            if classic:
+                tasks.append(("describe", classic))
+                calls.append(_bind(self._describe, poll, node, classic))
+            if consumer and describe_consumer_groups:
+                tasks.append(("describe", consumer))
+                calls.append(_bind(self._describe_consumer_groups, poll, node, consumer))
+            if with_offsets:
+                tasks.append(("offsets", with_offsets))
+                calls.append(_bind(self._fetch_offsets, poll, node, with_offsets))
         results = await poll.gather(calls)
 
         described: dict[str, GroupDescription] = {}
         committed: dict[str, dict[TopicPartition, int]] = {}
-        for group_ids, describe_result, fetch_result in zip(
-            by_coordinator.values(), results[0::2], results[1::2], strict=True
-        ):
-            if isinstance(describe_result, BaseException):
-                for group_id in group_ids:
-                    poll.error(
-                        _error_kind(describe_result, ErrorKind.DESCRIBE_GROUP),
-                        describe_result,
-                        group=group_id,
-                    )
-            else:
-                described.update(describe_result)
-            if isinstance(fetch_result, BaseException):
+        for (task, group_ids), result in zip(tasks, results, strict=True):
+            if task == "describe":
+                if isinstance(result, BaseException):
+                    for group_id in group_ids:
+                        poll.error(
+                            _error_kind(result, ErrorKind.DESCRIBE_GROUP), result, group=group_id
+                        )
+                else:
+                    described.update(result)
+            elif isinstance(result, BaseException):
                 failed.update(group_ids)
                 for group_id in group_ids:
-                    poll.error(
-                        _error_kind(fetch_result, ErrorKind.OFFSET_FETCH),
-                        fetch_result,
-                        group=group_id,
-                    )
+                    poll.error(_error_kind(result, ErrorKind.OFFSET_FETCH), result, group=group_id)
             else:
-                group_offsets, group_failures = fetch_result
+                group_offsets, group_failures = result
                 committed.update(group_offsets)
                 failed.update(group_failures)
 
@@ -412,6 +438,15 @@ class Collector:
             for group_id, entry in listed.items()
         }
         return descriptions, committed, failed
+
+    def _supports(self, request_class: Any) -> bool:
+        """Whether the brokers (as the bootstrap broker tells) know this API at all."""
+        versions = self.connection.manager.broker_version_data
+        try:
+            versions.api_version(request_class)
+        except Errors.IncompatibleBrokerVersion:
+            return False
+        return True
 
     async def _describe(
         self, poll: Poll, node: int, group_ids: list[str]
@@ -436,8 +471,34 @@ class Collector:
                 protocol_type=group.protocol_type or "",
                 protocol=group.protocol_data or "",
                 coordinator=node,
-                members=tuple(_member(m) for m in group.members),
+                members=tuple(
+                    _member(m, consumer=group.protocol_type == "consumer") for m in group.members
+                ),
+                group_type="classic",
             )
+        return out
+
+    async def _describe_consumer_groups(
+        self, poll: Poll, node: int, group_ids: list[str]
+    ) -> dict[str, GroupDescription]:
+        """Members and assignments of groups on the new consumer protocol (KIP-848)."""
+        request = ConsumerGroupDescribeRequest(
+            group_ids=group_ids, include_authorized_operations=False
+        )
+        response = await poll.send(request, node_id=node)
+        out: dict[str, GroupDescription] = {}
+        for group in response.groups:
+            error = Errors.for_code(group.error_code)
+            if error is not Errors.NoError:
+                # Not found: the group went away, or changed type, since it was listed.
+                if error is not Errors.GroupIdNotFoundError:
+                    poll.error(
+                        _error_kind(error(), ErrorKind.DESCRIBE_GROUP),
+                        group.error_message or error(),
+                        group=group.group_id,
+                    )
+                continue
+            out[group.group_id] = consumer_group_description(group, node)
         return out
 
     async def _fetch_offsets(
@@ -700,8 +761,49 @@ def _parse_offsets(
     return out
 
 
-def _member(raw: Any) -> Member:
+def consumer_group_description(group: Any, coordinator: int) -> GroupDescription:
+    """A ConsumerGroupDescribe answer for one group -> its description."""
+    members = []
+    for m in group.members:
+        assignment = m.assignment.topic_partitions if m.assignment is not None else ()
+        members.append(
+            Member(
+                member_id=m.member_id,
+                client_id=m.client_id,
+                host=m.client_host.lstrip("/"),
+                instance_id=m.instance_id,
+                assignment=tuple(
+                    (tp.topic_name, partition)
+                    for tp in assignment
+                    if tp.topic_name
+                    for partition in sorted(tp.partitions)
+                ),
+                subscribed_topics=tuple(m.subscribed_topic_names or ()),
+            )
+        )
+    return GroupDescription(
+        group_id=group.group_id,
+        state=group.group_state,
+        protocol_type="consumer",
+        protocol=group.assignor_name or "",
+        coordinator=coordinator,
+        members=tuple(members),
+        group_type=_CONSUMER_TYPE,
+    )
+
+
+def _group_type(entry: Any) -> str:
+    return str(getattr(entry, "group_type", None) or "")
+
+
+def _member(raw: Any, consumer: bool = True) -> Member:
     assignment: tuple[TopicPartition, ...] = ()
+    subscribed: tuple[str, ...] = ()
+    if consumer and raw.member_metadata:
+        try:
+            subscribed = tuple(ConsumerProtocolSubscription.decode(raw.member_metadata).topics)
+        except Exception:  # a non-consumer protocol has its own format
+            log.debug("cannot decode subscription of member %s", raw.member_id)
     if raw.member_assignment:
         try:
             decoded = ConsumerProtocolAssignment.decode(raw.member_assignment)
@@ -718,6 +820,7 @@ def _member(raw: Any) -> Member:
         host=raw.client_host.lstrip("/"),
         instance_id=getattr(raw, "group_instance_id", None),
         assignment=assignment,
+        subscribed_topics=subscribed,
     )
 
 
@@ -730,6 +833,7 @@ def _from_listing(entry: Any, coordinator: int | None) -> GroupDescription:
         coordinator=coordinator,
         members=(),
         described=False,
+        group_type=_group_type(entry),
     )
 
 

@@ -142,6 +142,12 @@ def test_every_panel_and_rule_query_returns_data(
 ) -> None:
     topic = kafka.create_topic(unique("traffic"), partitions=1)
     lagging, keeping_up = unique("lagging"), unique("keeping-up")
+    # Retry and dead-letter topics in Spring Kafka's naming, for the partitioning panels.
+    retry = kafka.create_topic(f"{topic}-retry", partitions=1)
+    dead_letters = kafka.create_topic(f"{topic}-dlt", partitions=1)
+    kafka.produce(retry, 5)
+    kafka.produce(dead_letters, 3)
+    kafka.commit(lagging, {(retry, 0): 1})
     exporter = start_exporter(
         config={
             "poll_interval": "1s",
@@ -163,6 +169,8 @@ def test_every_panel_and_rule_query_returns_data(
     prom = prometheus_for(exporter)
     with (
         SteadyProducer(kafka.bootstrap, topic),
+        PausableConsumer(kafka.consumer(keeping_up, topic)),
+        # A second member on a one-partition topic: it is idle.
         PausableConsumer(kafka.consumer(keeping_up, topic)),
     ):
         # A group that stays behind: committed once, then left alone.

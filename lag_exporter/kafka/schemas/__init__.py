@@ -1,0 +1,1 @@
+"""Kafka message schemas (Apache Kafka's own JSON definitions) that kafka-python lacks."""
