@@ -268,4 +268,7 @@ def test_templates() -> None:
 
 def test_every_measure_declares_its_labels() -> None:
     for name, measure in MEASURES.items():
-        assert measure.labels and measure.labels[0] == "consumergroup", name
+        assert measure.labels, name
+        # Every series names what it is about: a group, or a dead-letter topic's main topic.
+        assert measure.labels[0] in ("consumergroup", "main_topic"), name
+        assert len(set(measure.labels)) == len(measure.labels), name
