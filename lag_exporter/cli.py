@@ -4,6 +4,9 @@ lag-exporter [run] [--config FILE] [--bootstrap-servers HOSTS] ...   the daemon
 lag-exporter check [--format table|json] [--max-lag N]               one poll, printed
 lag-exporter plan [--duration 60s] [--format text|json]              partition advice
 lag-exporter validate-config FILE                                    check a file only
+
+The daemon reloads its configuration on SIGHUP: the new one is validated
+first, and if it is wrong the running one stays, with the reason logged.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import __version__, logs
@@ -34,6 +38,7 @@ from .daemon import ClusterPoller, Daemon, Store
 from .model import ClusterView
 from .plan import Run, plan_document, plan_text
 from .report import max_lag, table
+from .web import ENV_WEB_CONFIG, WebConfig, load_web_config
 
 log = logging.getLogger("lag_exporter")
 
@@ -87,6 +92,13 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         metavar="HOST:PORT",
         help="address of the HTTP server (env LAG_EXPORTER_LISTEN_ADDRESS; default 0.0.0.0:9308)",
     )
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        metavar="FILE",
+        help="TLS and basic auth for the HTTP server, in the Prometheus exporters' "
+        f"web config format (env {ENV_WEB_CONFIG}; default none: plain HTTP, no auth)",
+    )
     check = argparse.ArgumentParser(
         prog="lag-exporter check",
         description="Poll once and print every group's offsets and lag, "
@@ -119,6 +131,9 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         description="Check a configuration file without starting anything.",
     )
     validate.add_argument("file")
+    validate.add_argument(
+        "--web.config.file", dest="web_config", metavar="FILE", help="also check this web config"
+    )
     return {"run": run, "check": check, "plan": plan, "validate-config": validate}
 
 
@@ -149,6 +164,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(path, overrides)
 
 
+def _web_config(args: argparse.Namespace) -> WebConfig:
+    path = args.web_config or os.environ.get(ENV_WEB_CONFIG) or None
+    return load_web_config(path) if path else WebConfig()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("--version", "-V"):
@@ -169,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.file}: valid ({len(settings.clusters)} cluster(s): {names}; "
                 f"{rules} alert rule(s))"
             )
+            if args.web_config:
+                load_web_config(args.web_config)
+                print(f"{args.web_config}: valid")
             return EXIT_OK
         if command == "plan":
             interval_text = (
@@ -179,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration = parse_duration(args.duration, "--duration")
         else:
             settings = _settings(args)
+        web = _web_config(args) if command == "run" else WebConfig()
     except ConfigError as exc:
         print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -187,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(settings, args.format, args.max_lag)
     if command == "plan":
         return _plan(settings, args.format, duration, interval)
-    return _run(settings)
+    return _run(settings, web, args)
 
 
 def _check(settings: Settings, fmt: str, limit: int | None) -> int:
@@ -254,7 +278,7 @@ def _plan(settings: Settings, fmt: str, duration: float, interval: float) -> int
     return EXIT_OK
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, web: WebConfig, args: argparse.Namespace) -> int:
     from .server import HttpServer
 
     host, port = settings.listen_host_port
@@ -264,30 +288,66 @@ def _run(settings: Settings) -> int:
         print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        server = HttpServer(host, port, lambda: daemon.store.published)
+        server = HttpServer(host, port, lambda: daemon.store.published, web)
     except OSError as exc:
         log.error("cannot listen on %s: %s", settings.listen_address, exc.strerror)
         return EXIT_CONFIG
     stop = threading.Event()
+    reload = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         stop.set()
 
+    def on_hangup(_signum: int, _frame: Any) -> None:
+        reload.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     server.start()
     daemon.start()
     log.info(
-        "lag-exporter %s listening on %s:%d, polling %s",
+        "lag-exporter %s listening on %s:%d (%s%s), polling %s",
         __version__,
         host,
         server.port,
+        "https" if server.tls else "http",
+        ", basic auth" if web.users else "",
         ", ".join(f"{c.name} ({c.bootstrap_servers})" for c in settings.clusters),
     )
-    while not stop.wait(1.0):
-        pass
+    while not stop.wait(0.5):
+        if reload.is_set():
+            reload.clear()
+            _reload(args, daemon, server)
     server.stop()
     daemon.stop()
     log.info("stopped")
     return EXIT_OK
+
+
+def _reload(args: argparse.Namespace, daemon: Daemon, server: Any) -> None:
+    """SIGHUP: validate the configuration anew; apply it only if it is valid."""
+    log.info("received SIGHUP, reloading the configuration")
+    try:
+        settings = _settings(args)
+        web = _web_config(args)
+    except ConfigError as exc:
+        log.error("configuration reload failed, the running configuration stays: %s", exc)
+        return
+    running = daemon.settings
+    if settings.listen_address != running.listen_address:
+        log.warning(
+            "listen_address changed from %s to %s: that takes a restart; still listening on %s",
+            running.listen_address,
+            settings.listen_address,
+            running.listen_address,
+        )
+        settings = replace(settings, listen_address=running.listen_address)
+    logs.setup(settings.log_level, settings.log_format)
+    server.set_web_config(web)
+    changes = daemon.reload(settings)
+    log.info(
+        "configuration reloaded: %s",
+        "; ".join(changes) if changes else "no cluster changed",
+    )

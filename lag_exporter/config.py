@@ -7,6 +7,7 @@ Precedence, highest first: command-line flag, environment variable, file, defaul
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from .redact import remember
 
 if TYPE_CHECKING:
     from .alerts.rules import AlertingSettings
@@ -61,6 +64,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember(value)  # kept out of logs and error texts from now on
 
     def reveal(self) -> str:
         return self._value
@@ -189,6 +193,7 @@ class ClusterConfig:
             if key == "sasl.jaas.config":
                 assert isinstance(value, Secret)
                 options = dict(_JAAS_OPTION.findall(value.reveal()))
+                remember(options.get("password", ""))
                 if "username" in options:
                     out.setdefault("sasl_plain_username", options["username"])
                 if "password" in options:
@@ -222,6 +227,8 @@ class Settings:
 
 # --- parsing helpers -------------------------------------------------------
 
+# Longer than any sensible interval, and short enough for every timer API.
+MAX_DURATION = 366 * 86400.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -229,22 +236,42 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 def parse_duration(value: object, key: str) -> float:
     """'500ms', '15s', '2m', '1h' or a number of seconds -> seconds (float)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a duration like '15s', got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    else:
-        raise ConfigError(f"{key}: expected a duration like '15s', '500ms' or '2m', got {value!r}")
-    if seconds <= 0:
-        raise ConfigError(f"{key}: must be greater than zero, got {value!r}")
+        raise ConfigError(f"{key}: expected a duration like '15s', got {_short(value)}")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (m := _DURATION.match(value)):
+            seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        else:
+            raise ConfigError(
+                f"{key}: expected a duration like '15s', '500ms' or '2m', got {_short(value)}"
+            )
+    except OverflowError:
+        seconds = math.inf
+    if not seconds > 0:  # also NaN
+        raise ConfigError(f"{key}: must be greater than zero, got {_short(value)}")
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"{key}: at most {MAX_DURATION / 86400:.0f} days, got {_short(value)}")
     return seconds
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """repr() of a user's value, cut so that an error message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_listen_address(value: str, key: str = "listen_address") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{key}: expected HOST:PORT such as '0.0.0.0:9308', got {value!r}")
+    if (
+        not sep
+        or not port.isascii()
+        or not port.isdigit()
+        or len(port) > 5
+        or not 0 <= int(port) <= 65535
+        or "\0" in host
+    ):
+        raise ConfigError(f"{key}: expected HOST:PORT such as '0.0.0.0:9308', got {_short(value)}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -253,7 +280,7 @@ def _expect_mapping(value: object, key: str) -> Mapping[str, Any]:
         raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
     for k in value:
         if not isinstance(k, str):
-            raise ConfigError(f"{key}: keys must be strings, got {k!r}")
+            raise ConfigError(f"{key}: keys must be strings, got {_short(k)}")
     return value
 
 
@@ -266,7 +293,7 @@ def _check_keys(value: Mapping[str, Any], allowed: Sequence[str], key: str) -> N
 
 def _expect_str(value: object, key: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+        raise ConfigError(f"{key}: expected a non-empty string, got {_short(value)}")
     return value
 
 
@@ -276,16 +303,18 @@ def _compile_patterns(value: object, key: str) -> tuple[re.Pattern[str], ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"{key}: expected a list of regular expressions, got {value!r}")
+        raise ConfigError(f"{key}: expected a list of regular expressions, got {_short(value)}")
     out = []
     for i, pattern in enumerate(value):
         if not isinstance(pattern, str):
-            raise ConfigError(f"{key}[{i}]: expected a regular expression string, got {pattern!r}")
+            raise ConfigError(
+                f"{key}[{i}]: expected a regular expression string, got {_short(pattern)}"
+            )
         try:
             out.append(re.compile(pattern))
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ConfigError(
-                f"{key}[{i}]: invalid regular expression {pattern!r}: {exc}"
+                f"{key}[{i}]: invalid regular expression {_short(pattern)}: {exc}"
             ) from None
     return tuple(out)
 
@@ -313,8 +342,14 @@ def resolve_secret(value: object, key: str) -> Secret:
                 return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
             except OSError as exc:
                 raise ConfigError(f"{key}.file: cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{key}.file: {path} is not UTF-8 text") from None
+            except ValueError:  # e.g. a NUL in the path
+                raise ConfigError(f"{key}.file: not a valid file path") from None
         if "env" in value:
             name = _expect_str(value["env"], f"{key}.env")
+            if "\0" in name or "=" in name:
+                raise ConfigError(f"{key}.env: not a valid environment variable name")
             if name not in os.environ:
                 raise ConfigError(f"{key}.env: environment variable {name} is not set")
             return Secret(os.environ[name])
@@ -337,7 +372,7 @@ def _kafka_settings(value: object, key: str) -> dict[str, str | int | bool | Sec
             out[k] = resolve_secret(v, where)
         elif k in _KAFKA_INT_KEYS:
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{where}: expected a positive integer, got {v!r}")
+                raise ConfigError(f"{where}: expected a positive integer, got {_short(v)}")
             out[k] = v
         elif k == "ssl.endpoint.identification.algorithm":
             out[k] = "" if v is None else str(v)
@@ -349,7 +384,7 @@ def _kafka_settings(value: object, key: str) -> dict[str, str | int | bool | Sec
     if protocol not in _SECURITY_PROTOCOLS:
         raise ConfigError(
             f"{key}.security.protocol: expected one of {', '.join(_SECURITY_PROTOCOLS)}, "
-            f"got {protocol!r}"
+            f"got {_short(protocol)}"
         )
     if "security.protocol" in out:
         out["security.protocol"] = protocol
@@ -357,7 +392,7 @@ def _kafka_settings(value: object, key: str) -> dict[str, str | int | bool | Sec
     if mechanism is not None and str(mechanism).upper() not in _SASL_MECHANISMS:
         raise ConfigError(
             f"{key}.sasl.mechanism: expected one of {', '.join(_SASL_MECHANISMS)}, "
-            f"got {mechanism!r}"
+            f"got {_short(mechanism)}"
         )
     if mechanism is not None:
         out["sasl.mechanism"] = str(mechanism).upper()
@@ -375,7 +410,7 @@ def _labels(value: object, key: str) -> dict[str, str]:
         if name in RESERVED_LABELS:
             raise ConfigError(f"{key}.{name}: reserved, the exporter sets this label itself")
         if not isinstance(v, str | int | float) or isinstance(v, bool):
-            raise ConfigError(f"{key}.{name}: expected a string value, got {v!r}")
+            raise ConfigError(f"{key}.{name}: expected a string value, got {_short(v)}")
         out[name] = str(v)
     return out
 
@@ -412,7 +447,7 @@ _LOG_FORMATS = ("text", "json")
 
 def _positive_int(value: object, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{key}: expected a positive integer, got {value!r}")
+        raise ConfigError(f"{key}: expected a positive integer, got {_short(value)}")
     return value
 
 
@@ -445,7 +480,9 @@ def _status(value: object, key: str) -> StatusConfig:
     _check_keys(mapping, ("allowed_lag", "window", "stop_after", "stop_after_max"), key)
     allowed = mapping.get("allowed_lag", 2)
     if isinstance(allowed, bool) or not isinstance(allowed, int) or allowed < 0:
-        raise ConfigError(f"{key}.allowed_lag: expected a non-negative integer, got {allowed!r}")
+        raise ConfigError(
+            f"{key}.allowed_lag: expected a non-negative integer, got {_short(allowed)}"
+        )
     config = StatusConfig(
         allowed_lag=allowed,
         window=parse_duration(mapping.get("window", 600), f"{key}.window"),
@@ -547,9 +584,16 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
     )
 
 
+def _directory(value: object, key: str) -> Path:
+    text = _expect_str(value, key)
+    if "\0" in text:
+        raise ConfigError(f"{key}: not a valid directory path")
+    return Path(text)
+
+
 def _choice(value: object, choices: Sequence[str], key: str) -> str:
     if not isinstance(value, str) or value.lower() not in choices:
-        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {value!r}")
+        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {_short(value)}")
     return value.lower()
 
 
@@ -652,7 +696,9 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
     names = [c.name for c in clusters]
     for name in names:
         if names.count(name) > 1:
-            raise ConfigError(f"clusters: the name {name!r} is used twice; names must be unique")
+            raise ConfigError(
+                f"clusters: the name {_short(name)} is used twice; names must be unique"
+            )
 
     state_dir = mapping.get("state_dir")
     return Settings(
@@ -660,7 +706,7 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         alerting=alerting,
         listen_address=listen,
         max_staleness=max_staleness,
-        state_dir=Path(_expect_str(state_dir, "state_dir")) if state_dir is not None else None,
+        state_dir=_directory(state_dir, "state_dir") if state_dir is not None else None,
         state_interval=parse_duration(mapping.get("state_interval", 60), "state_interval"),
         log_level=_choice(
             overrides.log_level or mapping.get("log_level", "info"), _LOG_LEVELS, "log_level"
@@ -678,7 +724,7 @@ def load_document(path: str | Path) -> object:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p}: not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"config file {p}: cannot read: {exc}") from None
     try:
         return yaml.safe_load(text)
@@ -687,6 +733,10 @@ def load_document(path: str | Path) -> object:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"config file {p}:{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"config file {p}: not valid YAML: {_short(str(exc), 200)}") from None
 
 
 def load_settings(path: str | Path | None, overrides: Overrides = Overrides()) -> Settings:

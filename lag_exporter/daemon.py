@@ -5,6 +5,12 @@ next (a slow poll delays the next one, it does not pile up). After each poll
 the exposition and JSON are rendered once and published by swapping one
 reference, so HTTP handlers only ever read finished bytes and never wait for
 Kafka.
+
+A cluster that cannot be reached is retried with exponential backoff, from
+one poll interval up to `retry_cap` (8 poll intervals, at most a minute), so
+a broker that rejects the exporter's credentials is not hammered. SIGHUP
+(see cli.py) hands a new validated Settings to `Daemon.reload`, which
+restarts only the pollers of clusters whose configuration changed.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import history as history_store
@@ -93,6 +99,42 @@ class Store:
         except Exception:  # a bug in alerting must not stop metrics from being served
             log.exception("cluster %s: unexpected error evaluating alert rules", view.cluster)
             return self._alerts
+
+    def retain(self, cluster_names: Sequence[str]) -> None:
+        """Serve these clusters from now on; views of the others are dropped."""
+        with self._lock:
+            self._names = list(cluster_names)
+            for name in list(self._views):
+                if name not in self._names:
+                    del self._views[name]
+            self._ever_up &= set(self._names)
+            if self._alerting is not None:
+                # Alerts of clusters no longer configured are resolved.
+                self._alerts = self._alerting.retain_clusters(self._names)
+            views = tuple(self._views[n] for n in self._names if n in self._views)
+            self.published = Published(
+                views=views,
+                exposition=render(views, alert_families(self._alerts) if self._alerts else ()),
+                groups_json=render_groups(views),
+                ready=self._ever_up.issuperset(self._names),
+                alerts_json=render_alerts(self._alerts),
+            )
+
+
+# Unreachable clusters are retried after 1, 2, 4, ... poll intervals, up to
+# 8 intervals and at most this long (but never less often than polled).
+MAX_RETRY_BACKOFF = 60.0
+
+
+def retry_cap(poll_interval: float) -> float:
+    return max(poll_interval, min(MAX_RETRY_BACKOFF, 8 * poll_interval))
+
+
+def retry_delay(poll_interval: float, failures: int) -> float:
+    """Time between the starts of two polls after `failures` unreached polls in a row."""
+    if failures <= 0:
+        return poll_interval
+    return min(retry_cap(poll_interval), poll_interval * 2.0 ** min(failures - 1, 30))
 
 
 class ClusterPoller:
@@ -196,6 +238,8 @@ class ClusterPoller:
                 tp[0],
                 tp[1],
             )
+        if self._stop.is_set():
+            return view  # retired by a reload or a shutdown: no longer served
         self.store.update(view)
         self._log(poll)
         for notice in notices:
@@ -208,7 +252,13 @@ class ClusterPoller:
             if poll.reached:
                 log.info("cluster %s: up (%d brokers)", name, poll.brokers)
             else:
-                log.warning("cluster %s: down: %s", name, poll.errors[0].message)
+                log.warning(
+                    "cluster %s: down: %s (%s); retrying with backoff up to %gs",
+                    name,
+                    poll.errors[0].message,
+                    poll.errors[0].kind,
+                    retry_cap(self.cluster.poll_interval),
+                )
             self._was_up = poll.reached
         outcome = poll_outcome(poll)
         if outcome == "partial":
@@ -237,19 +287,29 @@ class ClusterPoller:
         )
 
     def _run(self) -> None:
+        failures = 0  # unreached polls in a row
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                self.poll_once()
+                view = self.poll_once()
+                failures = 0 if view.health.up else failures + 1
             except Exception:  # never let one bad poll end the loop
                 log.exception("cluster %s: unexpected error in poll", self.cluster.name)
+                failures += 1
             if (
                 self.state_path is not None
                 and time.monotonic() - self._saved_at >= self.state_interval
             ):
                 self.save_history()
-            delay = self.cluster.poll_interval - (time.monotonic() - started)
-            self._stop.wait(max(0.0, delay))
+            interval = retry_delay(self.cluster.poll_interval, failures)
+            if failures > 1:
+                log.debug(
+                    "cluster %s: %d polls in a row did not reach it; next in %gs",
+                    self.cluster.name,
+                    failures,
+                    interval,
+                )
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
 class Daemon:
@@ -265,16 +325,16 @@ class Daemon:
             else None
         )
         self.store = Store([c.name for c in settings.clusters], self.alerting)
-        self.pollers = [
-            ClusterPoller(
-                c,
-                self.store,
-                settings.max_staleness,
-                state_dir=settings.state_dir,
-                state_interval=settings.state_interval,
-            )
-            for c in settings.clusters
-        ]
+        self.pollers = [self._poller(c, settings) for c in settings.clusters]
+
+    def _poller(self, cluster: ClusterConfig, settings: Settings) -> ClusterPoller:
+        return ClusterPoller(
+            cluster,
+            self.store,
+            settings.max_staleness,
+            state_dir=settings.state_dir,
+            state_interval=settings.state_interval,
+        )
 
     def start(self) -> None:
         if self.alerting is not None:
@@ -289,3 +349,48 @@ class Daemon:
             poller.stop()
         if self.alerting is not None:
             self.alerting.stop()
+
+    def reload(self, settings: Settings) -> list[str]:
+        """Apply new, already validated settings; returns what changed, for the log.
+
+        Pollers of unchanged clusters keep running with their history; those of
+        removed clusters stop and their series go; changed clusters get a new
+        poller (their history is carried over when `state_dir` is set). The
+        listen address and the log set-up are the caller's business. Alerting
+        keeps its running rules and notifiers (a change there takes a
+        restart); alerts of removed clusters are resolved.
+        """
+        before = self.settings
+        notes = []
+        if settings.alerting != before.alerting:
+            notes.append(
+                "the alerting section changed, which takes a restart; its running rules stay"
+            )
+            settings = replace(settings, alerting=before.alerting)
+        shared_changed = (before.max_staleness, before.state_dir, before.state_interval) != (
+            settings.max_staleness,
+            settings.state_dir,
+            settings.state_interval,
+        )
+        running = {p.cluster.name: p for p in self.pollers}
+        wanted = {c.name: c for c in settings.clusters}
+        keep = {
+            name: poller
+            for name, poller in running.items()
+            if not shared_changed and wanted.get(name) == poller.cluster
+        }
+        retired = [p for name, p in running.items() if name not in keep]
+        for poller in retired:
+            poller.request_stop()
+        for poller in retired:
+            poller.stop()
+        self.settings = settings
+        self.store.retain(list(wanted))
+        self.pollers = [keep.get(c.name) or self._poller(c, settings) for c in settings.clusters]
+        for poller in self.pollers:
+            if poller.cluster.name not in keep:
+                poller.start()
+        changes = [f"removed cluster {n}" for n in running if n not in wanted]
+        changes += [f"added cluster {n}" for n in wanted if n not in running]
+        changes += [f"restarted cluster {n}" for n in wanted if n in running and n not in keep]
+        return changes + notes

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from .redact import RedactingFilter
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -18,16 +20,21 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+            # exc_text: already formatted (and cleaned of secrets) by the filter
+            doc["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(doc)
 
 
 def setup(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(formatter)
+    # Secrets never reach the log, whoever logs them (kafka-python at debug does).
+    handler.addFilter(RedactingFilter(formatter))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -21,6 +21,8 @@ class ErrorKind(StrEnum):
     """What failed, as the `kind` label of lag_exporter_poll_errors_total."""
 
     CONNECTION = "connection"  # cannot reach the cluster at all
+    AUTHENTICATION = "authentication"  # SASL: wrong credentials or mechanism
+    TLS = "tls"  # TLS handshake: untrusted certificate, client certificate refused
     METADATA = "metadata"
     LIST_GROUPS = "list_groups"
     COORDINATOR = "coordinator"  # FindCoordinator, or a coordinator moving/loading

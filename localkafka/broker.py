@@ -80,6 +80,9 @@ _TOOL_CLASSES: dict[str, tuple[str, str]] = {
         "org.apache.kafka.tools.VerifiableConsumer",
     ),
     "storage": ("kafka.tools.StorageTool", "kafka.tools.StorageTool"),
+    # kafka-configs.sh (SCRAM credentials among others) and kafka-acls.sh
+    "configs": ("kafka.admin.ConfigCommand", "org.apache.kafka.tools.ConfigCommand"),
+    "acls": ("kafka.admin.AclCommand", "org.apache.kafka.tools.AclCommand"),
 }
 
 

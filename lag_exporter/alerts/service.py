@@ -94,6 +94,14 @@ class Alerting:
         with self._lock:
             return self._snapshot()
 
+    def retain_clusters(self, cluster_names: Sequence[str]) -> AlertsSnapshot:
+        """After a configuration reload: alerts of clusters no longer polled are resolved."""
+        with self._lock:
+            self._clusters = tuple(cluster_names)
+            now = self._clock()
+            self._apply(retire(self._state, self.settings.rules, self._clusters, now), now)
+            return self._snapshot()
+
     def _snapshot(self) -> AlertsSnapshot:
         return AlertsSnapshot(
             alerts=tuple(sorted_alerts(self._state)),

@@ -36,6 +36,7 @@ committed offsets to fetch: they are listed with their state only.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -61,7 +62,8 @@ from ..model import (
     PollResult,
     TopicPartition,
 )
-from .connection import KafkaConnection
+from ..redact import redact
+from .connection import BootstrapError, KafkaConnection
 from .protocol import ConsumerGroupDescribeRequest
 
 log = logging.getLogger(__name__)
@@ -83,14 +85,50 @@ _SHARE_TYPE = "share"  # share groups (KIP-932): no committed offsets
 _NOT_CLASSIC = frozenset({_CONSUMER_TYPE, _SHARE_TYPE, "streams"})
 
 
+# Appended to the log line when a cluster cannot be reached, for the kinds
+# where the fix is on the user's side.
+_HINTS = {
+    ErrorKind.AUTHENTICATION: " (check sasl.mechanism, sasl.username and sasl.password)",
+    ErrorKind.TLS: (
+        " (check ssl.ca.location, ssl.certificate.location and ssl.key.location"
+        " against the broker's certificate and its client authentication)"
+    ),
+}
+
+
 class PollTimeout(Exception):
     """The poll ran out of its time budget."""
 
 
+_AUTHENTICATION_ERRORS = (
+    Errors.SaslAuthenticationFailedError,
+    Errors.UnsupportedSaslMechanismError,
+    Errors.IllegalSaslStateError,
+)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """A TLS handshake or certificate failure; kafka-python passes them on as text."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) or "[SSL" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
+    if isinstance(exc, BootstrapError):
+        return _error_kind(exc.cause, ErrorKind.CONNECTION) if exc.cause else ErrorKind.CONNECTION
+    if isinstance(exc, _AUTHENTICATION_ERRORS):
+        return ErrorKind.AUTHENTICATION
+    if _is_tls_failure(exc):
+        return ErrorKind.TLS
     if isinstance(exc, Errors.AuthorizationError):
         return ErrorKind.AUTHORIZATION
-    if isinstance(exc, Errors.KafkaTimeoutError | PollTimeout):
+    if isinstance(exc, Errors.KafkaTimeoutError | Errors.RequestTimedOutError | PollTimeout):
         return ErrorKind.TIMEOUT
     if isinstance(
         exc,
@@ -107,7 +145,10 @@ def _error_kind(exc: BaseException, default: ErrorKind) -> ErrorKind:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
-    return f"{name}: {text}" if text and text != name else name
+    if not text or text == name:
+        return name
+    # kafka-python's errors already start with their name.
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class Poll:
@@ -121,7 +162,7 @@ class Poll:
 
     def error(self, kind: ErrorKind, exc: BaseException | str, **where: Any) -> None:
         message = exc if isinstance(exc, str) else _describe(exc)
-        self.errors.append(PollError(kind, message, **where))
+        self.errors.append(PollError(kind, redact(message), **where))
 
     async def send(self, request: Any, node_id: int | None = None) -> Any:
         """Send one request, counted by API, bounded by the poll's deadline."""
@@ -165,12 +206,18 @@ class Collector:
         try:
             self.connection.ensure_connected(self.cluster.poll_timeout)
         except Exception as exc:
-            log.warning("cluster %s: cannot connect: %s", self.cluster.name, _describe(exc))
+            kind = _error_kind(exc, ErrorKind.CONNECTION)
+            log.warning(
+                "cluster %s: cannot connect: %s%s",
+                self.cluster.name,
+                _describe(exc),
+                _HINTS.get(kind, ""),
+            )
             return _unreached(
                 self.cluster.name,
                 started_at,
                 time.monotonic() - started,
-                PollError(_error_kind(exc, ErrorKind.CONNECTION), _describe(exc)),
+                PollError(kind, redact(_describe(exc))),
             )
         poll = Poll(self.connection, self.cluster.poll_timeout)
         try:
@@ -187,6 +234,11 @@ class Collector:
         if not result.reached:
             # Start from bootstrap next time: the brokers we knew may be gone.
             self.connection.close()
+        elif any(e.kind in (ErrorKind.AUTHENTICATION, ErrorKind.TLS) for e in result.errors):
+            # kafka-python remembers an authentication failure per broker and
+            # never tries that broker again; the next poll should, since the
+            # broker side may have been put right meanwhile.
+            self.connection.forget_auth_failures()
         return result
 
     # --- the poll, on kafka-python's I/O thread -----------------------------
@@ -276,6 +328,11 @@ class Collector:
         responses = await poll.gather(list_on(b) for b in brokers)
         listings: list[list[Any]] = []
         complete = True
+        if not brokers:
+            # A broker that was fenced (e.g. frozen past its session) answers
+            # metadata without brokers for a moment: the groups are unseen, not gone.
+            complete = False
+            poll.error(ErrorKind.LIST_GROUPS, "metadata lists no brokers")
         for node, response in zip(brokers, responses, strict=True):
             if isinstance(response, BaseException):
                 complete = False

@@ -281,6 +281,7 @@ def start_exporter(broker: KafkaBroker, tmp_path: Path) -> Iterator[Callable[...
         config: dict[str, Any] | None = None,
         wait_ready: bool = True,
         bootstrap: str | None = None,
+        args: tuple[str, ...] = (),
         **cluster: Any,
     ) -> Exporter:
         port = free_port()
@@ -300,7 +301,9 @@ def start_exporter(broker: KafkaBroker, tmp_path: Path) -> Iterator[Callable[...
         log_path = config_path.with_suffix(".log")
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                exporter_command("run", "--config", str(config_path), "--log-level", "debug"),
+                exporter_command(
+                    "run", "--config", str(config_path), "--log-level", "debug", *args
+                ),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
