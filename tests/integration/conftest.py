@@ -159,6 +159,14 @@ class Kafka:
             **configs,
         )
         self._closers.append(consumer.close)
+        # Know the topics' partitions before the first poll joins the group: a
+        # member that joins without them is assigned nothing ("No partition
+        # metadata") and may never rebalance.
+        for topic in topics:
+            wait_until(
+                lambda t=topic: consumer.partitions_for_topic(t),  # type: ignore[misc]
+                what=f"partitions of {topic} known to the consumer",
+            )
         return consumer
 
     def consume(self, consumer: KafkaConsumer, count: int, timeout: float = 30.0) -> int:
