@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .api import render_groups
 from .config import ClusterConfig, Settings
@@ -83,6 +83,7 @@ class ClusterPoller:
             target=self._run, name=f"poller-{cluster.name}", daemon=True
         )
         self._was_up: bool | None = None
+        self._last_publish_duration: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -96,12 +97,19 @@ class ClusterPoller:
         self.collector.close()
 
     def poll_once(self) -> ClusterView:
+        started = time.monotonic()
         poll = self.collector.poll()
-        return self.publish(poll)
+        view = self.publish(poll)
+        self._last_publish_duration = time.monotonic() - started
+        return view
 
     def publish(self, poll: PollResult) -> ClusterView:
+        started = time.monotonic()
         previous = self.store.view(self.cluster.name)
-        health = next_health(previous.health if previous else None, poll)
+        health = replace(
+            next_health(previous.health if previous else None, poll),
+            last_publish_duration=self._last_publish_duration,
+        )
         view, notices = build_view(
             poll,
             previous,
@@ -110,7 +118,14 @@ class ClusterPoller:
             max_staleness=self.max_staleness,
             health=health,
         )
+        built = time.monotonic()
         self.store.update(view)
+        log.debug(
+            "cluster %s: view built in %.3fs, rendered in %.3fs",
+            self.cluster.name,
+            built - started,
+            time.monotonic() - built,
+        )
         self._log(poll)
         for notice in notices:
             log.info("cluster %s: %s", self.cluster.name, notice.message)

@@ -120,6 +120,13 @@ def _health(f: _Families, view: ClusterView, base: list[str]) -> None:
             "Wall time of the last poll of the cluster.",
             [],
         ).add_metric(base, h.last_poll_duration)
+    if h.last_publish_duration is not None:
+        f.gauge(
+            "lag_exporter_publish_duration_seconds",
+            "Wall time of the previous poll of the cluster end to end: Kafka requests, lag "
+            "computation and rendering of what the HTTP endpoints serve.",
+            [],
+        ).add_metric(base, h.last_publish_duration)
     if h.last_poll_at is not None:
         f.gauge(
             "lag_exporter_last_poll_timestamp_seconds",
