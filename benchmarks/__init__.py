@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers, run by hand (see benchmarks/RESULTS.md)."""
