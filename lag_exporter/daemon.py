@@ -9,6 +9,7 @@ Kafka.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -176,6 +177,24 @@ class ClusterPoller:
             self._stop.wait(max(0.0, delay))
 
 
+def return_large_blocks_to_the_system() -> None:
+    """Keep glibc from holding on to the memory of each poll's big documents.
+
+    glibc serves blocks above its mmap threshold (128 KiB) with mmap and unmaps
+    them when freed, but after the first such free it raises the threshold up
+    to 32 MiB; from then on the tens of MB that every poll renders come from
+    the heap, which fragments and keeps the process at its high-water mark
+    (265 MB instead of 126 MB at 100,000 group partitions). Setting the
+    threshold explicitly turns that adjustment off. No-op elsewhere than glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 128 * 1024)
+
+
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -185,6 +204,7 @@ class Daemon:
         ]
 
     def start(self) -> None:
+        return_large_blocks_to_the_system()
         for poller in self.pollers:
             poller.start()
 
