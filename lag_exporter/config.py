@@ -28,6 +28,10 @@ ENV_POLL_INTERVAL = "LAG_EXPORTER_POLL_INTERVAL"
 ENV_LOG_LEVEL = "LAG_EXPORTER_LOG_LEVEL"
 ENV_LOG_FORMAT = "LAG_EXPORTER_LOG_FORMAT"
 
+# Cardinality of the consumer-group series: one per partition (everything),
+# per topic (no per-partition group series) or per group (no per-topic either).
+GRANULARITIES = ("partition", "topic", "group")
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the exporter sets itself; a constant label may not shadow them.
 RESERVED_LABELS = frozenset(
@@ -119,6 +123,8 @@ class ClusterConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     poll_timeout: float = 30.0
     include_internal_topics: bool = False
+    # Which consumer-group series are exposed: per partition, per topic or per group.
+    granularity: str = "partition"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -328,6 +334,7 @@ _CLUSTER_KEYS = (
     "poll_interval",
     "poll_timeout",
     "include_internal_topics",
+    "granularity",
 )
 _TOP_KEYS = (
     "clusters",
@@ -365,6 +372,9 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         if "poll_timeout" in mapping
         else poll_timeout,
         include_internal_topics=internal,
+        granularity=_choice(
+            mapping.get("granularity", "partition"), GRANULARITIES, f"{key}.granularity"
+        ),
     )
 
 

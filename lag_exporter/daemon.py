@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from .api import render_groups
@@ -43,8 +43,11 @@ class Published:
 class Store:
     """Latest view per cluster and the documents rendered from them."""
 
-    def __init__(self, cluster_names: Sequence[str]) -> None:
+    def __init__(
+        self, cluster_names: Sequence[str], granularity: Mapping[str, str] | None = None
+    ) -> None:
         self._names = list(cluster_names)
+        self._granularity = dict(granularity or {})  # cluster name -> granularity
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
@@ -61,7 +64,7 @@ class Store:
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
-                exposition=render(views),
+                exposition=render(views, self._granularity),
                 groups_json=render_groups(views),
                 ready=self._ever_up.issuperset(self._names),
             )
@@ -239,7 +242,10 @@ def return_large_blocks_to_the_system() -> None:
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store([c.name for c in settings.clusters])
+        self.store = Store(
+            [c.name for c in settings.clusters],
+            granularity={c.name: c.granularity for c in settings.clusters},
+        )
         self.pollers = [
             ClusterPoller(c, self.store, settings.max_staleness) for c in settings.clusters
         ]

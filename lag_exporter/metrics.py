@@ -61,8 +61,6 @@ class Sink(Protocol):
 # prometheus_client's own families to check the output against generate_latest.
 FamilyFactory = Callable[[str, str, Sequence[str], str], Sink]
 
-GRANULARITIES = ("partition", "topic", "group")
-
 
 def exposed(granularity: str, label_names: Sequence[str]) -> bool:
     """Whether a family with these labels is exposed at a cluster's `granularity`.
