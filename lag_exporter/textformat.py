@@ -16,8 +16,10 @@ generate_latest itself.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from operator import itemgetter
+from typing import Any
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -54,6 +56,35 @@ def format_value(value: float) -> str:
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def _line_function(sample: str, label_names: tuple[str, ...]) -> Callable[..., str]:
+    """`line(*label_values, value_text) -> "sample{a="..",b=".."} value\n"`, labels sorted.
+
+    Generated as one f-string, as namedtuple and dataclasses generate their
+    methods: three times faster than %-formatting a template, which matters
+    at a few hundred thousand lines per poll. Names are checked first, so the
+    generated source holds nothing but [a-zA-Z0-9_:] from them.
+    """
+    if not _METRIC_NAME.fullmatch(sample):
+        raise ValueError(f"not a valid metric name: {sample!r}")
+    for name in label_names:
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise ValueError(f"{sample}: not a valid label name: {name!r}")
+    params = [f"v{i}" for i in range(len(label_names))]
+    order = sorted(range(len(label_names)), key=label_names.__getitem__)
+    pairs = ",".join(f'{label_names[i]}="{{v{i}}}"' for i in order)
+    body = f"{sample}{{{{{pairs}}}}} {{value}}" if pairs else f"{sample} {{value}}"
+    source = f"def line({', '.join([*params, 'value'])}):\n    return f'{body}\\n'\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    line: Callable[..., str] = namespace["line"]
+    return line
+
+
 class Family:
     """A gauge or counter family whose samples are formatted as they are added.
 
@@ -62,16 +93,7 @@ class Family:
     label names given here.
     """
 
-    __slots__ = (
-        "_chunks",
-        "_lines",
-        "_pick",
-        "_template",
-        "documentation",
-        "label_names",
-        "name",
-        "type",
-    )
+    __slots__ = ("_chunks", "_line", "_lines", "documentation", "label_names", "name", "type")
 
     def __init__(
         self, name: str, documentation: str, labels: Sequence[str], type: str = "gauge"
@@ -89,25 +111,22 @@ class Family:
         self._lines: list[str] = []
         self._chunks: list[bytes] = []
         sample = f"{name}_total" if type == "counter" else name
-        order = sorted(range(len(self.label_names)), key=lambda i: self.label_names[i])
-        if order:
-            pairs = ",".join(f'{self.label_names[i]}="%s"' for i in order)
-            self._template = f"{sample}{{{pairs}}} %s\n"
-        else:
-            self._template = f"{sample} %s\n"
-        self._pick: Callable[[Sequence[str]], tuple[str, ...]] = _picker(order)
+        self._line = _line_function(sample, self.label_names)
 
     def add_metric(self, labels: Sequence[str], value: float) -> None:
         if len(labels) != len(self.label_names):
             raise ValueError(
                 f"{self.name}: {len(labels)} label values for labels {self.label_names}"
             )
-        values = self._pick(labels)
-        joined = "".join(values)
+        joined = "".join(labels)
         if "\\" in joined or '"' in joined or "\n" in joined:
-            values = tuple(escape_label_value(v) for v in values)
+            labels = [escape_label_value(v) for v in labels]
+        if type(value) is int and _PLAIN_MIN <= value < _PLAIN_MAX:
+            text = f"{value}.0"  # format_value's common case, without the call
+        else:
+            text = format_value(value)
         lines = self._lines
-        lines.append(self._template % (*values, format_value(value)))
+        lines.append(self._line(*labels, text))
         if len(lines) >= _CHUNK_LINES:
             self._chunks.append("".join(lines).encode())
             lines.clear()
@@ -119,14 +138,6 @@ class Family:
     def text(self) -> list[bytes]:
         """The family's part of the exposition, in pieces."""
         return [self.header().encode(), *self._chunks, "".join(self._lines).encode()]
-
-
-def _picker(order: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
-    if not order:
-        return lambda labels: ()
-    if len(order) == 1:
-        return lambda labels: (labels[0],)
-    return itemgetter(*order)
 
 
 class _One(Collector):
