@@ -363,6 +363,7 @@ class Result:
     series: int
     peak_rss_bytes: int
     load_before: str
+    profile: dict[str, float] = field(default_factory=dict)
 
 
 def run_size(
@@ -374,6 +375,7 @@ def run_size(
     stall_seconds: float,
     extra: dict[str, Any],
     seed: int,
+    profile_dir: Path | None = None,
 ) -> Result:
     print(
         f"== {size.name}: {size.pairs} pairs, {size.groups} groups, {size.partitions} partitions",
@@ -393,9 +395,17 @@ def run_size(
                 300,
                 "the exporter to report every pair",
             )
+            profiler = None
+            profile: dict[str, float] = {}
+            if profile_dir is not None:
+                profile_path = profile_dir / f"exporter-{size.name}.txt"
+                profiler = start_profiler(process.pid, profile_path, 20)
             cpu_start = _cpu_seconds(process.pid)
             normal = scrape_phase(scraper, "polling", min_scrapes=scrapes, min_polls=polls)
             cpu = _cpu_seconds(process.pid) - cpu_start
+            if profiler is not None:
+                profiler.wait()
+                profile = summarize_profile(profile_path)
             _, _, text = scraper.get(gzip=False)
             _, _, gz = scraper.get(gzip=True)
             health = scraper.health(gz)
@@ -455,7 +465,83 @@ def run_size(
         series=sum(1 for line in text.splitlines() if line and not line.startswith(b"#")),
         peak_rss_bytes=peak,
         load_before=" ".join(load),
+        profile=profile,
     )
+
+
+# ------------------------------------------------------------------ profile
+
+# Where the exporter's time goes, by the function a sample is inside of
+# (first match from the top of the stack down).
+_PHASES = (
+    ("gc / other", ""),
+    ("OffsetFetch response decode (kafka-python)", "offset_fetch_response"),
+    ("other kafka-python decode/encode", "<codegen"),
+    ("collector (our parsing)", "lag_exporter/kafka/collector.py"),
+    ("kafka-python I/O loop", "kafka/net/"),
+    ("view (lag computation)", "lag_exporter/view.py"),
+    ("exposition render", "lag_exporter/metrics.py"),
+    ("/api/v1/groups render", "lag_exporter/api.py"),
+    ("HTTP serving", "lag_exporter/server.py"),
+)
+
+
+def start_profiler(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy (if installed) on the exporter, GIL-holding samples only."""
+    try:
+        return subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        print("   py-spy not found; no profile", flush=True)
+        return None
+
+
+def summarize_profile(path: Path) -> dict[str, float]:
+    """Share of GIL-holding samples per phase, and the top functions by own samples."""
+    phases: dict[str, int] = dict.fromkeys((name for name, _ in _PHASES), 0)
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        for name, marker in _PHASES[1:]:
+            if any(marker in frame for frame in frames):
+                phases[name] += count
+                break
+        else:
+            phases[_PHASES[0][0]] += count
+        leaf = frames[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + count
+    if not total:
+        return {}
+    print(f"   profile ({total} GIL-holding samples), share by phase:", flush=True)
+    for name, count in sorted(phases.items(), key=lambda kv: -kv[1]):
+        print(f"     {100 * count / total:5.1f}%  {name}")
+    print("   top functions by own samples:")
+    for leaf, count in sorted(leaves.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"     {100 * count / total:5.1f}%  {leaf}")
+    return {name: count / total for name, count in phases.items()}
 
 
 # ------------------------------------------------------------------- report
@@ -510,8 +596,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granularity", help="the clusters' granularity setting, if any")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the exporter with py-spy for 20 s while polling; raw stacks go to DIR",
+    )
     args = parser.parse_args(argv)
     extra = {"granularity": args.granularity} if args.granularity else {}
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     results = []
     for size in _parse_sizes(args.sizes):
         result = run_size(
@@ -522,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
             stall_seconds=args.stall,
             extra=extra,
             seed=args.seed,
+            profile_dir=args.profile,
         )
         results.append(result)
         print(json.dumps(asdict(result)), flush=True)
