@@ -2,15 +2,17 @@
 
 One thread per cluster polls on its own schedule; a poll never overlaps the
 next (a slow poll delays the next one, it does not pile up). After each poll
-the exposition and JSON are rendered once and published by swapping one
-reference, so HTTP handlers only ever read finished bytes and never wait for
-Kafka.
+the exposition is rendered once and published by swapping one reference, so
+/metrics only ever reads finished bytes and never waits for Kafka. The JSON
+of /api/v1/groups is rendered from the same views on its first request, then
+kept: it costs as much as the exposition and only people ask for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import threading
@@ -30,13 +32,34 @@ from .view import build_view
 log = logging.getLogger(__name__)
 
 
+class LazyDocument:
+    """Bytes made on first use, at most once, then kept."""
+
+    __slots__ = ("_lock", "_make", "_value")
+
+    def __init__(self, source: bytes | Callable[[], bytes]) -> None:
+        self._lock = threading.Lock()
+        self._value: bytes | None = source if isinstance(source, bytes) else None
+        self._make: Callable[[], bytes] | None = None if isinstance(source, bytes) else source
+
+    def get(self) -> bytes:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    assert self._make is not None
+                    self._value, self._make = self._make(), None
+                value = self._value
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class Published:
     """Everything the HTTP server serves, from one consistent moment."""
 
     views: tuple[ClusterView, ...]
     exposition: Exposition
-    groups_json: bytes
+    groups_json: LazyDocument  # /api/v1/groups, rendered from `views` when first asked for
     ready: bool  # every cluster has had a poll that reached it
 
 
@@ -51,7 +74,7 @@ class Store:
         self._views: dict[str, ClusterView] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
-        self.published = Published((), render(()), render_groups(()), ready=False)
+        self.published = Published((), render(()), LazyDocument(render_groups(())), ready=False)
 
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
@@ -65,7 +88,7 @@ class Store:
             self.published = Published(
                 views=views,
                 exposition=render(views, self._granularity),
-                groups_json=render_groups(views),
+                groups_json=LazyDocument(functools.partial(render_groups, views)),
                 ready=self._ever_up.issuperset(self._names),
             )
 
