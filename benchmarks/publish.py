@@ -86,7 +86,7 @@ def publish(poll: PollResult, previous: ClusterView | None) -> dict[str, Any]:
         view=t1 - t0,
         render=t2 - t1,
         json=t3 - t2,
-        total=t3 - t0,
+        total=t2 - t0,  # what a poll pays; the JSON is made when first requested
         exposition_bytes=len(exposition.text),
         json_bytes=len(groups_json),
         the_view=view,
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = result.pop("the_view")
         print(
             f"pairs={args.pairs} view={result['view']:.3f}s render={result['render']:.3f}s "
-            f"json={result['json']:.3f}s total={result['total']:.3f}s "
+            f"total={result['total']:.3f}s json (on request)={result['json']:.3f}s "
             f"exposition={result['exposition_bytes'] / 1e6:.1f}MB "
             f"json={result['json_bytes'] / 1e6:.1f}MB"
         )
