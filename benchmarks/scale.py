@@ -553,10 +553,11 @@ def table(results: list[Result]) -> str:
 
     head = (
         "| pairs | groups | partitions | poll end-to-end median / max (ms) | Kafka part "
-        "median (ms) | CPU per poll (ms) | Kafka requests per poll | /metrics p50 / p99 "
+        "median (ms) | CPU per poll (ms) | CPU per pair (us) | Kafka requests per poll | "
+        "/metrics p50 / p99 "
         "(ms), polling | p99 (ms), broker stalled | p99 (ms), broker down | exposition "
         "(MB, gzip MB) | series | peak RSS (MB) |\n"
-        "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
     for r in results:
@@ -566,7 +567,7 @@ def table(results: list[Result]) -> str:
         rows.append(
             f"| {r.pairs:,} | {r.groups} | {r.partitions:,} | "
             f"{ms(r.publish_median)} / {ms(r.publish_max)} | {ms(r.kafka_median)} | "
-            f"{ms(r.cpu_per_poll)} | {total} ({requests}) | "
+            f"{ms(r.cpu_per_poll)} | {r.cpu_per_poll / r.pairs * 1e6:.1f} | {total} ({requests}) | "
             f"{s['polling']['p50_ms']:.1f} / {s['polling']['p99_ms']:.1f} | "
             f"{s['broker stalled']['p99_ms']:.1f} | {s['broker down']['p99_ms']:.1f} | "
             f"{r.exposition_bytes / 1e6:.1f} ({r.exposition_gzip_bytes / 1e6:.2f}) | "
