@@ -67,7 +67,7 @@ class Store:
     """Latest view per cluster and the documents rendered from them."""
 
     def __init__(
-        self, cluster_names: Sequence[str], granularity: Mapping[str, str] | None = None
+        self, cluster_names: Sequence[str], *, granularity: Mapping[str, str] | None = None
     ) -> None:
         self._names = list(cluster_names)
         self._granularity = dict(granularity or {})  # cluster name -> granularity
@@ -87,7 +87,7 @@ class Store:
             views = tuple(self._views[n] for n in self._names if n in self._views)
             self.published = Published(
                 views=views,
-                exposition=render(views, self._granularity),
+                exposition=render(views, granularity=self._granularity),
                 groups_json=LazyDocument(functools.partial(render_groups, views)),
                 ready=self._ever_up.issuperset(self._names),
             )

@@ -356,7 +356,7 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
 
 
 def render(
-    views: Sequence[ClusterView], granularity: Mapping[str, str] | None = None
+    views: Sequence[ClusterView], *, granularity: Mapping[str, str] | None = None
 ) -> Exposition:
     """The text exposition of all clusters, and its gzip form.
 

@@ -143,7 +143,7 @@ def _names(text: str, cluster: str) -> set[str]:
 
 def test_granularity_chooses_the_consumer_group_series_per_cluster() -> None:
     views = _granular_views()
-    text = render(views, {"c2": "topic", "c3": "group"}).text.decode()
+    text = render(views, granularity={"c2": "topic", "c3": "group"}).text.decode()
     full, topic, grouped = _names(text, "c1"), _names(text, "c2"), _names(text, "c3")
     per_partition = {
         "kafka_consumergroup_lag",
@@ -188,7 +188,7 @@ def test_granularity_chooses_the_consumer_group_series_per_cluster() -> None:
 
 def test_families_dropped_everywhere_have_no_help_lines() -> None:
     views = _granular_views()
-    text = render(views, {"c1": "group", "c2": "group", "c3": "group"}).text.decode()
+    text = render(views, granularity={"c1": "group", "c2": "group", "c3": "group"}).text.decode()
     assert "kafka_consumergroup_lag " not in text
     assert "# HELP kafka_consumergroup_lag_sum" not in text
     assert "# HELP kafka_consumergroup_max_lag " in text
