@@ -173,7 +173,7 @@ def _health(f: _Families, view: ClusterView, base: list[str]) -> None:
         f.gauge(
             "lag_exporter_publish_duration_seconds",
             "Wall time of the previous poll of the cluster end to end: Kafka requests, lag "
-            "computation and rendering of what the HTTP endpoints serve.",
+            "computation and rendering of /metrics.",
             [],
         ).add_metric(base, h.last_publish_duration)
     if h.last_poll_at is not None:

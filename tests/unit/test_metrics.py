@@ -1,4 +1,5 @@
 import gzip
+from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -192,3 +193,10 @@ def test_families_dropped_everywhere_have_no_help_lines() -> None:
     assert "kafka_consumergroup_lag " not in text
     assert "# HELP kafka_consumergroup_lag_sum" not in text
     assert "# HELP kafka_consumergroup_max_lag " in text
+
+
+def test_publish_duration_is_exposed_once_known() -> None:
+    v = view_of(poll(T0, topics=ORDERS, ends=ENDS))
+    assert find(samples([v]), "lag_exporter_publish_duration_seconds") is None
+    timed = replace(v, health=replace(v.health, last_publish_duration=1.25))
+    assert find(samples([timed]), "lag_exporter_publish_duration_seconds", cluster="c1") == 1.25
