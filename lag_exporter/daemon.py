@@ -59,8 +59,15 @@ class Published:
 
     views: tuple[ClusterView, ...]
     exposition: Exposition
-    groups_json: LazyDocument  # /api/v1/groups, rendered from `views` when first asked for
+    # /api/v1/groups: the document, or (as the Store publishes it) one rendered
+    # from `views` when first asked for.
+    groups_json: bytes | LazyDocument
     ready: bool  # every cluster has had a poll that reached it
+
+    def groups_document(self) -> bytes:
+        """The JSON of /api/v1/groups, rendered now if this is its first request."""
+        document = self.groups_json
+        return document if isinstance(document, bytes) else document.get()
 
 
 class Store:

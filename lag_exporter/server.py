@@ -102,7 +102,7 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
                         "text/plain; charset=utf-8",
                     )
             elif path == "/api/v1/groups":
-                self._send(200, current.groups_json.get(), _JSON)
+                self._send(200, current.groups_document(), _JSON)
             else:
                 body = json.dumps({"error": "not found", "path": path[:200]}).encode()
                 self._send(404, body, _JSON)

@@ -94,3 +94,8 @@ def test_lazy_document_is_made_once() -> None:
     assert document.get() == b"{}" and document.get() == b"{}"
     assert calls == [1]
     assert LazyDocument(b"ready").get() == b"ready"
+
+
+def test_published_serves_a_plain_document_too() -> None:
+    p = Published((), render(()), b'{"clusters":[]}', ready=True)
+    assert p.groups_document() == b'{"clusters":[]}'
