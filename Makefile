@@ -5,7 +5,7 @@ KAFKA_3_VERSION ?= 3.9.1
 CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py \
              tests/integration/test_recovery.py
 
-.PHONY: demo test install install-system lint unit integration integration-kafka3 clean
+.PHONY: demo test install install-system lint unit integration integration-kafka3 bench clean
 
 # Java 17 and Maven run the local Kafka broker (jars from Maven Central);
 # Prometheus (with promtool) and Alertmanager are real parts of the tests; the
@@ -47,6 +47,11 @@ integration-kafka3:
 	LAG_EXPORTER_KAFKA_VERSION=$(KAFKA_3_VERSION) $(PYTHON) -m pytest -q $(CORE_TESTS)
 
 test: install lint unit integration integration-kafka3
+
+# Scale benchmark against a real local broker; prints the table of benchmarks/RESULTS.md.
+bench: install
+	$(PYTHON) -m localkafka fetch
+	$(PYTHON) -m benchmarks.scale
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

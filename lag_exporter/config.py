@@ -34,6 +34,10 @@ ENV_POLL_INTERVAL = "LAG_EXPORTER_POLL_INTERVAL"
 ENV_LOG_LEVEL = "LAG_EXPORTER_LOG_LEVEL"
 ENV_LOG_FORMAT = "LAG_EXPORTER_LOG_FORMAT"
 
+# Cardinality of the consumer-group series: one per partition (everything),
+# per topic (no per-partition group series) or per group (no per-topic either).
+GRANULARITIES = ("partition", "topic", "group")
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the exporter sets itself; a constant label may not shadow them.
 RESERVED_LABELS = frozenset(
@@ -89,6 +93,8 @@ class NameFilter:
     deny: tuple[re.Pattern[str], ...] = ()
 
     def accepts(self, name: str) -> bool:
+        if not self.allow and not self.deny:
+            return True  # the usual case, asked once per group partition
         if self.allow and not any(p.fullmatch(name) for p in self.allow):
             return False
         return not any(p.fullmatch(name) for p in self.deny)
@@ -181,6 +187,8 @@ class ClusterConfig:
     status: StatusConfig = field(default_factory=StatusConfig)
     rate_window: float = 300.0
     insight: InsightConfig = field(default_factory=InsightConfig)
+    # Which consumer-group series are exposed: per partition, per topic or per group.
+    granularity: str = "partition"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -428,6 +436,7 @@ _CLUSTER_KEYS = (
     "status",
     "rate_window",
     "insight",
+    "granularity",
 )
 _TOP_KEYS = (
     "clusters",
@@ -581,6 +590,9 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         status=_status(mapping.get("status"), f"{key}.status"),
         rate_window=parse_duration(mapping.get("rate_window", 300), f"{key}.rate_window"),
         insight=_insight(mapping.get("insight"), f"{key}.insight"),
+        granularity=_choice(
+            mapping.get("granularity", "partition"), GRANULARITIES, f"{key}.granularity"
+        ),
     )
 
 

@@ -186,6 +186,9 @@ class ClusterHealth:
     last_requests: dict[str, int] = field(default_factory=dict)  # api -> count
     requests_total: dict[str, int] = field(default_factory=dict)
     last_errors: tuple[PollError, ...] = ()
+    # The previous poll end to end: Kafka, lag, rendering. Known only once
+    # rendered, so it is published with the next poll.
+    last_publish_duration: float | None = None
 
 
 # --- partitioning insight ----------------------------------------------------

@@ -124,6 +124,14 @@ def test_flag_beats_environment_beats_file() -> None:
             },
             "used twice",
         ),
+        (
+            {
+                "clusters": [
+                    {"name": "a", "kafka": {"bootstrap.servers": "x:1"}, "granularity": "member"}
+                ]
+            },
+            "clusters[0].granularity: expected one of partition, topic, group, got 'member'",
+        ),
         ({"listen_address": "9308"}, "listen_address: expected HOST:PORT"),
         ({"clusters": "prod"}, "clusters: expected a non-empty list"),
         (["not", "a", "mapping"], "config: expected a mapping"),
@@ -226,3 +234,16 @@ def test_run_with_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("lag-exporter ")
+
+
+def test_granularity_per_cluster_defaults_to_partition() -> None:
+    settings = parse_settings(
+        {
+            "clusters": [
+                {"name": "a", "kafka": {"bootstrap.servers": "x:1"}},
+                {"name": "b", "kafka": {"bootstrap.servers": "y:1"}, "granularity": "Topic"},
+                {"name": "c", "kafka": {"bootstrap.servers": "z:1"}, "granularity": "group"},
+            ]
+        }
+    )
+    assert [c.granularity for c in settings.clusters] == ["partition", "topic", "group"]

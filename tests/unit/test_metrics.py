@@ -1,4 +1,5 @@
 import gzip
+from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -114,3 +115,88 @@ def test_down_cluster_exposes_health_but_no_broker_count() -> None:
     assert find(s, "lag_exporter_cluster_up", cluster="c1") == 0
     assert find(s, "kafka_brokers", cluster="c1") is None
     assert find(s, "lag_exporter_polls_total", result="failure") == 1
+
+
+def _granular_views() -> list[ClusterView]:
+    c = member("consumer-1", ("orders", 0), ("orders", 1))
+    a = view_of(
+        poll(
+            T0,
+            topics=ORDERS,
+            ends=ENDS,
+            groups=[group("g", c)],
+            committed={"g": {("orders", 0): 60, ("orders", 1): 5}},
+        )
+    )
+    b = ClusterView("c2", {}, a.brokers, a.topics, a.groups, a.health)
+    c3 = ClusterView("c3", {}, a.brokers, a.topics, a.groups, a.health)
+    return [a, b, c3]
+
+
+def _names(text: str, cluster: str) -> set[str]:
+    return {
+        s.name
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("cluster") == cluster
+    }
+
+
+def test_granularity_chooses_the_consumer_group_series_per_cluster() -> None:
+    views = _granular_views()
+    text = render(views, granularity={"c2": "topic", "c3": "group"}).text.decode()
+    full, topic, grouped = _names(text, "c1"), _names(text, "c2"), _names(text, "c3")
+    per_partition = {
+        "kafka_consumergroup_lag",
+        "kafka_consumergroup_current_offset",
+        "kafka_consumergroup_partition_assignment",
+    }
+    per_topic = {
+        "kafka_consumergroup_lag_sum",
+        "kafka_consumergroup_current_offset_sum",
+        "kafka_consumergroup_retention_lost_messages",
+    }
+    per_group = {
+        "kafka_consumergroup_max_lag",
+        "kafka_consumergroup_members",
+        "kafka_consumergroup_state",
+        "kafka_consumergroup_info",
+        "kafka_consumergroup_stale",
+        "kafka_consumergroup_uncommitted_partitions",
+        "kafka_consumergroup_member_assigned_partitions",
+    }
+    topic_series = {
+        "kafka_topic_partitions",
+        "kafka_topic_partition_current_offset",
+        "kafka_topic_partition_oldest_offset",
+    }
+    assert per_partition | per_topic | per_group | topic_series <= full
+    assert not per_partition & topic
+    assert per_topic | per_group | topic_series <= topic
+    assert not (per_partition | per_topic) & grouped
+    assert per_group | topic_series <= grouped
+    # The exporter's own series are never cut.
+    assert "lag_exporter_group_partitions_tracked" in grouped
+    # Sums and maxima are computed from every partition whatever is shown.
+    s = {
+        (x.name, frozenset(x.labels.items())): x.value
+        for family in text_string_to_metric_families(text)
+        for x in family.samples
+    }
+    assert find(s, "kafka_consumergroup_lag_sum", cluster="c2") == 40 + 30
+    assert find(s, "kafka_consumergroup_max_lag", cluster="c3") == 40
+
+
+def test_families_dropped_everywhere_have_no_help_lines() -> None:
+    views = _granular_views()
+    text = render(views, granularity={"c1": "group", "c2": "group", "c3": "group"}).text.decode()
+    assert "kafka_consumergroup_lag " not in text
+    assert "# HELP kafka_consumergroup_lag_sum" not in text
+    assert "# HELP kafka_consumergroup_max_lag " in text
+
+
+def test_publish_duration_is_exposed_once_known() -> None:
+    v = view_of(poll(T0, topics=ORDERS, ends=ENDS))
+    assert find(samples([v]), "lag_exporter_publish_duration_seconds") is None
+    timed = replace(v, health=replace(v.health, last_publish_duration=1.25))
+    assert find(samples([timed]), "lag_exporter_publish_duration_seconds", cluster="c1") == 1.25

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from lag_exporter.api import render_groups
-from lag_exporter.daemon import Published
+from lag_exporter.daemon import LazyDocument, Published
 from lag_exporter.metrics import render
 from lag_exporter.server import HttpServer
 
@@ -27,7 +27,8 @@ def server() -> Iterator[tuple[str, list[Published]]]:
             committed={"g": {("t", 0): 4}},
         )
     )
-    current = [Published((view,), render([view]), render_groups([view]), ready=False)]
+    document = LazyDocument(lambda: render_groups([view]))
+    current = [Published((view,), render([view]), document, ready=False)]
     srv = HttpServer("127.0.0.1", 0, lambda: current[0])
     srv.start()
     try:
@@ -79,3 +80,22 @@ def test_unknown_path_is_404_json(server: tuple[str, list[Published]]) -> None:
     base, _ = server
     status, _, body = get(base + "/nope")
     assert status == 404 and json.loads(body)["error"] == "not found"
+
+
+def test_lazy_document_is_made_once() -> None:
+    calls: list[int] = []
+
+    def make() -> bytes:
+        calls.append(1)
+        return b"{}"
+
+    document = LazyDocument(make)
+    assert calls == []
+    assert document.get() == b"{}" and document.get() == b"{}"
+    assert calls == [1]
+    assert LazyDocument(b"ready").get() == b"ready"
+
+
+def test_published_serves_a_plain_document_too() -> None:
+    p = Published((), render(()), b'{"clusters":[]}', ready=True)
+    assert p.groups_document() == b'{"clusters":[]}'

@@ -1,0 +1,131 @@
+"""The publish path alone, in process: a synthetic poll -> view -> exposition and JSON.
+
+    python -m benchmarks.publish --pairs 100000
+    python -m benchmarks.publish --pairs 100000 --profile   # under pyinstrument, if installed
+
+No Kafka: the poll result has the same shape as benchmarks.scale's clusters
+(groups x 10 topics x 20 partitions), so view building and rendering can be
+timed and profiled apart from the network and kafka-python's decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lag_exporter.api import render_groups
+from lag_exporter.config import NameFilter
+from lag_exporter.health import next_health
+from lag_exporter.metrics import render
+from lag_exporter.model import ClusterView, GroupDescription, PartitionOffsets, PollResult
+
+PARTITIONS_PER_TOPIC = 20
+TOPICS_PER_GROUP = 10
+
+
+def synthetic_poll(pairs: int, started_at: float, seed: int = 7) -> PollResult:
+    rng = random.Random(seed)
+    groups = max(1, pairs // (PARTITIONS_PER_TOPIC * TOPICS_PER_GROUP))
+    topics = max(TOPICS_PER_GROUP, min(100, groups // 5 * 2 or TOPICS_PER_GROUP))
+    names = [f"bench-{i:04d}" for i in range(topics)]
+    ends = {
+        (t, p): PartitionOffsets(0, rng.randint(1, 8), started_at)
+        for t in names
+        for p in range(PARTITIONS_PER_TOPIC)
+    }
+    committed: dict[str, dict[tuple[str, int], int]] = {}
+    descriptions: dict[str, GroupDescription] = {}
+    for g in range(groups):
+        group_id = f"bench-group-{g:05d}"
+        first = (g * TOPICS_PER_GROUP) % topics
+        window = [names[(first + k) % topics] for k in range(TOPICS_PER_GROUP)]
+        committed[group_id] = {
+            (t, p): rng.randint(0, ends[(t, p)].log_end or 0)
+            for t in window
+            for p in range(PARTITIONS_PER_TOPIC)
+        }
+        descriptions[group_id] = GroupDescription(group_id, "Empty", "consumer", "", 1, ())
+    return PollResult(
+        cluster="bench",
+        started_at=started_at,
+        duration=0.3,
+        reached=True,
+        brokers=1,
+        topics=dict.fromkeys(names, PARTITIONS_PER_TOPIC),
+        partition_offsets=ends,
+        groups=descriptions,
+        committed=committed,
+        failed_groups=frozenset(),
+        failed_topics=frozenset(),
+        topics_complete=True,
+        groups_complete=True,
+        errors=(),
+        requests={"Metadata": 1, "ListGroups": 1, "OffsetFetch": 1, "ListOffsets": 2},
+    )
+
+
+def publish(poll: PollResult, previous: ClusterView | None) -> dict[str, Any]:
+    """What ClusterPoller.publish does, step by step, timed."""
+    from lag_exporter.view import build_view
+
+    timings: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    health = next_health(previous.health if previous else None, poll)
+    view, _ = build_view(
+        poll, previous, labels={}, topic_filter=NameFilter(), max_staleness=60.0, health=health
+    )
+    t1 = time.perf_counter()
+    exposition = render((view,))
+    t2 = time.perf_counter()
+    groups_json = render_groups((view,))
+    t3 = time.perf_counter()
+    timings.update(
+        view=t1 - t0,
+        render=t2 - t1,
+        json=t3 - t2,
+        total=t2 - t0,  # what a poll pays; the JSON is made when first requested
+        exposition_bytes=len(exposition.text),
+        json_bytes=len(groups_json),
+        the_view=view,
+    )
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.publish", description=__doc__)
+    parser.add_argument("--pairs", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="profile with pyinstrument")
+    args = parser.parse_args(argv)
+
+    previous: ClusterView | None = None
+    run: Callable[[PollResult, ClusterView | None], dict[str, Any]] = publish
+    profiler: Any = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+    for i in range(args.rounds):
+        poll = synthetic_poll(args.pairs, 1_700_000_000.0 + 15 * i)
+        if profiler is not None and i == args.rounds - 1:
+            profiler.start()
+        result = run(poll, previous)
+        if profiler is not None and i == args.rounds - 1:
+            profiler.stop()
+        previous = result.pop("the_view")
+        print(
+            f"pairs={args.pairs} view={result['view']:.3f}s render={result['render']:.3f}s "
+            f"total={result['total']:.3f}s json (on request)={result['json']:.3f}s "
+            f"exposition={result['exposition_bytes'] / 1e6:.1f}MB "
+            f"json={result['json_bytes'] / 1e6:.1f}MB"
+        )
+    if profiler is not None:
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Metric families -> Prometheus text format (0.0.4), fast enough for 10^5-10^6 samples.
+
+prometheus_client's generate_latest builds a Sample with a label dict for
+every series and formats each one through several layers of calls: about
+10 us a sample, two seconds for the 200,000 series of 100,000 group
+partitions, all of it holding the GIL. `Family` has the same add_metric()
+as prometheus_client's GaugeMetricFamily and CounterMetricFamily but formats
+each sample straight into its line, and `render_text` writes the document in
+pieces small enough that an HTTP thread waiting for the GIL is never held up
+for long. The output is byte for byte what generate_latest writes for the
+same families (labels in name order, the same escaping and the same float
+formatting); tests/unit/test_textformat.py checks it on generated input.
+Other prometheus_client metric objects may be mixed in; they are rendered by
+generate_latest itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+# Joining and encoding this many lines at once holds the GIL for about 0.5 ms.
+_CHUNK_LINES = 4096
+# Integers in this range print as repr(float(i)) == f"{i}.0"; larger positive
+# ones switch to Go's exponent form (floatToGoString), beyond 2**53 floats round.
+_PLAIN_MIN = -(2**53)
+_PLAIN_MAX = 1_000_000
+_EXACT_MAX = 2**53
+
+
+def escape_label_value(value: str) -> str:
+    """Backslash, double quote and newline escaped, as the text format wants."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    """A sample value as prometheus_client prints it: 42 -> '42.0', 1234567 -> '1.234567e+06'."""
+    if type(value) is int:
+        if _PLAIN_MIN <= value < _PLAIN_MAX:
+            return f"{value}.0"
+        if _PLAIN_MAX <= value < _EXACT_MAX:
+            digits = str(value)
+            mantissa = f"{digits[0]}.{digits[1:]}".rstrip("0.")
+            return f"{mantissa}e+{len(digits) - 1:02d}"
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+@functools.lru_cache(maxsize=1024)
+def _line_function(sample: str, label_names: tuple[str, ...]) -> Callable[..., str]:
+    """`line(*label_values, value_text) -> "sample{a="..",b=".."} value\n"`, labels sorted.
+
+    Generated as one f-string, as namedtuple and dataclasses generate their
+    methods: three times faster than %-formatting a template, which matters
+    at a few hundred thousand lines per poll. Names are checked first, so the
+    generated source holds nothing but [a-zA-Z0-9_:] from them.
+    """
+    if not _METRIC_NAME.fullmatch(sample):
+        raise ValueError(f"not a valid metric name: {sample!r}")
+    for name in label_names:
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            raise ValueError(f"{sample}: not a valid label name: {name!r}")
+    params = [f"v{i}" for i in range(len(label_names))]
+    order = sorted(range(len(label_names)), key=label_names.__getitem__)
+    pairs = ",".join(f'{label_names[i]}="{{v{i}}}"' for i in order)
+    body = f"{sample}{{{{{pairs}}}}} {{value}}" if pairs else f"{sample} {{value}}"
+    source = f"def line({', '.join([*params, 'value'])}):\n    return f'{body}\\n'\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    line: Callable[..., str] = namespace["line"]
+    return line
+
+
+class Family:
+    """A gauge or counter family whose samples are formatted as they are added.
+
+    Drop-in for GaugeMetricFamily / CounterMetricFamily as the exporter uses
+    them: `add_metric(label_values, value)`, label values in the order of the
+    label names given here.
+    """
+
+    __slots__ = ("_chunks", "_line", "_lines", "documentation", "label_names", "name", "type")
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], type: str = "gauge"
+    ) -> None:
+        if type not in ("gauge", "counter"):
+            raise ValueError(f"{name}: unsupported family type {type!r}")
+        if type == "counter":
+            name = name.removesuffix("_total")
+        self.name = name
+        self.documentation = documentation
+        self.type = type
+        self.label_names = tuple(labels)
+        # Lines are encoded in pieces as they come: bytes take a third of the
+        # memory of as many str objects.
+        self._lines: list[str] = []
+        self._chunks: list[bytes] = []
+        sample = f"{name}_total" if type == "counter" else name
+        self._line = _line_function(sample, self.label_names)
+
+    def add_metric(self, labels: Sequence[str], value: float) -> None:
+        if len(labels) != len(self.label_names):
+            raise ValueError(
+                f"{self.name}: {len(labels)} label values for labels {self.label_names}"
+            )
+        joined = "".join(labels)
+        if "\\" in joined or '"' in joined or "\n" in joined:
+            labels = [escape_label_value(v) for v in labels]
+        if type(value) is int and _PLAIN_MIN <= value < _PLAIN_MAX:
+            text = f"{value}.0"  # format_value's common case, without the call
+        else:
+            text = format_value(value)
+        lines = self._lines
+        lines.append(self._line(*labels, text))
+        if len(lines) >= _CHUNK_LINES:
+            self._chunks.append("".join(lines).encode())
+            lines.clear()
+
+    def header(self) -> str:
+        name = f"{self.name}_total" if self.type == "counter" else self.name
+        return f"# HELP {name} {escape_help(self.documentation)}\n# TYPE {name} {self.type}\n"
+
+    def text(self) -> list[bytes]:
+        """The family's part of the exposition, in pieces."""
+        return [self.header().encode(), *self._chunks, "".join(self._lines).encode()]
+
+
+class _One(Collector):
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.metric
+
+
+def render_text(families: Iterable[Family | Metric]) -> bytes:
+    """The text exposition of `families`, in their order."""
+    chunks: list[bytes] = []
+    for family in families:
+        if isinstance(family, Family):
+            chunks.extend(family.text())
+        else:
+            chunks.append(generate_latest(_One(family)))
+    return b"".join(chunks)
