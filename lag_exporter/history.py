@@ -163,25 +163,36 @@ class BusyMeter:
 
 
 class CommitTrack:
-    """Observations of one group's committed offset on one partition."""
+    """Observations of one group's committed offset on one partition.
+
+    Plain lists, not deques: there is one track per group partition (100,000
+    on a big cluster) and a deque costs over 600 bytes even when nearly empty.
+    """
 
     __slots__ = ("busy", "changes", "last_committed", "samples", "still_since")
 
     def __init__(self, t: float, committed: int) -> None:
-        self.samples: deque[tuple[float, int, int]] = deque()
-        self.changes: deque[float] = deque(maxlen=8)
+        self.samples: list[tuple[float, int, int]] = []
+        self.changes: list[float] = []  # the last _CHANGES times the offset moved
         self.last_committed = committed
         self.still_since = t
         self.busy = BusyMeter()
 
     def add(self, t: float, committed: int, lag: int, window: float, max_samples: int) -> None:
         if committed != self.last_committed:
-            self.changes.append(t)
+            changes = self.changes
+            changes.append(t)
+            if len(changes) > _CHANGES:
+                del changes[0]
             self.still_since = t
             self.last_committed = committed
         samples = self.samples
-        while samples and samples[0][0] < t - window:
-            samples.popleft()
+        horizon = t - window
+        drop = 0
+        while drop < len(samples) and samples[drop][0] < horizon:
+            drop += 1
+        if drop:
+            del samples[:drop]
         spacing = window / max_samples
         if len(samples) >= 2 and t - samples[-2][0] < spacing:
             samples[-1] = (t, committed, lag)  # thin: keep points about `spacing` apart
@@ -191,7 +202,20 @@ class CommitTrack:
     def rate(self, horizon: float) -> float | None:
         """Committed messages per second over the last `horizon` seconds."""
         s = self.samples
-        return _rate([x[0] for x in s], [x[1] for x in s], horizon)
+        n = len(s)
+        if n < 2:
+            return None
+        last_t, last_c, _ = s[-1]
+        k = 0
+        while k < n - 2 and s[k + 1][0] <= last_t - horizon:
+            k += 1
+        dt = last_t - s[k][0]
+        if dt <= 0:
+            return None
+        return max(0.0, (last_c - s[k][1]) / dt)
+
+
+_CHANGES = 8
 
 
 class History:
