@@ -121,18 +121,22 @@ class Store:
             # Evaluated under the same lock as the rendering, so the exposition,
             # /api/v1/alerts and the alert state are always of the same moment.
             self._alerts = self._evaluate_alerts(view)
-            views = tuple(self._views[n] for n in self._names if n in self._views)
-            self.published = Published(
-                views=views,
-                exposition=render(
-                    views,
-                    alert_families(self._alerts) if self._alerts else (),
-                    granularity=self._granularity,
-                ),
-                groups_json=LazyDocument(functools.partial(render_groups, views)),
-                ready=self._ever_up.issuperset(self._names),
-                alerts_json=render_alerts(self._alerts),
-            )
+            self._publish()
+
+    def _publish(self) -> None:
+        """Render the served documents from the current views; called under the lock."""
+        views = tuple(self._views[n] for n in self._names if n in self._views)
+        self.published = Published(
+            views=views,
+            exposition=render(
+                views,
+                alert_families(self._alerts) if self._alerts else (),
+                granularity=self._granularity,
+            ),
+            groups_json=LazyDocument(functools.partial(render_groups, views)),
+            ready=self._ever_up.issuperset(self._names),
+            alerts_json=render_alerts(self._alerts),
+        )
 
     def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
         if self._alerting is None:
@@ -159,18 +163,7 @@ class Store:
             if self._alerting is not None:
                 # Alerts of clusters no longer configured are resolved.
                 self._alerts = self._alerting.retain_clusters(self._names)
-            views = tuple(self._views[n] for n in self._names if n in self._views)
-            self.published = Published(
-                views=views,
-                exposition=render(
-                    views,
-                    alert_families(self._alerts) if self._alerts else (),
-                    granularity=self._granularity,
-                ),
-                groups_json=LazyDocument(functools.partial(render_groups, views)),
-                ready=self._ever_up.issuperset(self._names),
-                alerts_json=render_alerts(self._alerts),
-            )
+            self._publish()
 
 
 # Unreachable clusters are retried after 1, 2, 4, ... poll intervals, up to
