@@ -5,7 +5,11 @@
 
 No Kafka: the poll result has the same shape as benchmarks.scale's clusters
 (groups x 10 topics x 20 partitions), so view building and rendering can be
-timed and profiled apart from the network and kafka-python's decoding.
+timed and profiled apart from the network and kafka-python's decoding. The
+view is derived as the daemon derives it (history, lag seconds, status,
+rates, partitioning insight, with a default cluster's settings), and
+between rounds, 15 s apart, a tenth of the partitions get new messages and
+a tenth of the group partitions new commits, so the history is not flat.
 """
 
 from __future__ import annotations
@@ -13,26 +17,28 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Callable
+import zlib
 from typing import Any
 
 from lag_exporter.api import render_groups
-from lag_exporter.config import NameFilter
+from lag_exporter.config import ClusterConfig, NameFilter
 from lag_exporter.health import next_health
 from lag_exporter.metrics import render
 from lag_exporter.model import ClusterView, GroupDescription, PartitionOffsets, PollResult
+from lag_exporter.view import Derivation, build_view
 
 PARTITIONS_PER_TOPIC = 20
 TOPICS_PER_GROUP = 10
 
 
-def synthetic_poll(pairs: int, started_at: float, seed: int = 7) -> PollResult:
+def synthetic_poll(pairs: int, started_at: float, seed: int = 7, moved: int = 0) -> PollResult:
+    """The same cluster for a seed; `moved` rounds of traffic later when moved > 0."""
     rng = random.Random(seed)
     groups = max(1, pairs // (PARTITIONS_PER_TOPIC * TOPICS_PER_GROUP))
     topics = max(TOPICS_PER_GROUP, min(100, groups // 5 * 2 or TOPICS_PER_GROUP))
     names = [f"bench-{i:04d}" for i in range(topics)]
     ends = {
-        (t, p): PartitionOffsets(0, rng.randint(1, 8), started_at)
+        (t, p): PartitionOffsets(0, rng.randint(1, 8) + _traffic(t, p, moved, 10), started_at)
         for t in names
         for p in range(PARTITIONS_PER_TOPIC)
     }
@@ -43,7 +49,10 @@ def synthetic_poll(pairs: int, started_at: float, seed: int = 7) -> PollResult:
         first = (g * TOPICS_PER_GROUP) % topics
         window = [names[(first + k) % topics] for k in range(TOPICS_PER_GROUP)]
         committed[group_id] = {
-            (t, p): rng.randint(0, ends[(t, p)].log_end or 0)
+            (t, p): min(
+                ends[(t, p)].log_end or 0,
+                rng.randint(0, 8) + _traffic(group_id + t, p, moved, 10),
+            )
             for t in window
             for p in range(PARTITIONS_PER_TOPIC)
         }
@@ -67,15 +76,26 @@ def synthetic_poll(pairs: int, started_at: float, seed: int = 7) -> PollResult:
     )
 
 
-def publish(poll: PollResult, previous: ClusterView | None) -> dict[str, Any]:
-    """What ClusterPoller.publish does, step by step, timed."""
-    from lag_exporter.view import build_view
+def _traffic(key: str, partition: int, rounds: int, every: int) -> int:
+    """Messages added over `rounds`: one key in `every` moves, 5 per round."""
+    return 5 * rounds if zlib.crc32(f"{key}-{partition}".encode()) % every == 0 else 0
 
+
+def publish(
+    poll: PollResult, previous: ClusterView | None, derive: Derivation
+) -> dict[str, Any]:
+    """What ClusterPoller.publish does, step by step, timed."""
     timings: dict[str, Any] = {}
     t0 = time.perf_counter()
     health = next_health(previous.health if previous else None, poll)
     view, _ = build_view(
-        poll, previous, labels={}, topic_filter=NameFilter(), max_staleness=60.0, health=health
+        poll,
+        previous,
+        labels={},
+        topic_filter=NameFilter(),
+        max_staleness=60.0,
+        health=health,
+        derive=derive,
     )
     t1 = time.perf_counter()
     exposition = render((view,))
@@ -97,22 +117,22 @@ def publish(poll: PollResult, previous: ClusterView | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.publish", description=__doc__)
     parser.add_argument("--pairs", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--profile", action="store_true", help="profile with pyinstrument")
     args = parser.parse_args(argv)
 
     previous: ClusterView | None = None
-    run: Callable[[PollResult, ClusterView | None], dict[str, Any]] = publish
+    derive = Derivation.for_cluster(ClusterConfig(name="bench", kafka={}))
     profiler: Any = None
     if args.profile:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0005)
     for i in range(args.rounds):
-        poll = synthetic_poll(args.pairs, 1_700_000_000.0 + 15 * i)
+        poll = synthetic_poll(args.pairs, 1_700_000_000.0 + 15 * i, moved=i)
         if profiler is not None and i == args.rounds - 1:
             profiler.start()
-        result = run(poll, previous)
+        result = publish(poll, previous, derive)
         if profiler is not None and i == args.rounds - 1:
             profiler.stop()
         previous = result.pop("the_view")

@@ -35,11 +35,9 @@ from .alerts.service import Alerting
 from .api import render_groups
 from .config import ClusterConfig, Settings
 from .health import next_health, poll_outcome
-from .history import History
 from .kafka import Collector
 from .metrics import Exposition, render
 from .model import ClusterView, PollResult
-from .status import StatusRules
 from .view import Derivation, build_view
 
 log = logging.getLogger(__name__)
@@ -198,22 +196,8 @@ class ClusterPoller:
         self.store = store
         self.max_staleness = max_staleness
         self.collector = collector_factory(cluster)
-        self.history = History(
-            size=cluster.lag_seconds.history_size,
-            window=cluster.status.window,
-        )
-        self.derive = Derivation(
-            self.history,
-            StatusRules(
-                allowed_lag=cluster.status.allowed_lag,
-                window=cluster.status.window,
-                stop_after=cluster.status.stop_after,
-                stop_after_max=cluster.status.stop_after_max,
-            ),
-            rate_window=cluster.rate_window,
-            exact_groups=cluster.lag_seconds.exact_groups,
-            insight=cluster.insight,
-        )
+        self.derive = Derivation.for_cluster(cluster)
+        self.history = self.derive.history
         self.state_path = (
             history_store.state_path(state_dir, cluster.name) if state_dir is not None else None
         )

@@ -22,7 +22,6 @@ import logging
 import os
 import tempfile
 from array import array
-from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,7 +112,7 @@ class BusyMeter:
         # False until a change is seen: the first committed offset seen may be
         # arbitrarily old, so no span starts there.
         self.moved = False
-        self.buckets: deque[list[float]] | None = None  # [time, busy seconds, messages]
+        self.buckets: list[list[float]] | None = None  # [time, busy seconds, messages]
         self.open = 0.0  # seconds of the open span, while it has a backlog
         self.last_span = 0.0  # seconds of the last busy span closed
 
@@ -143,9 +142,9 @@ class BusyMeter:
         self.last_span = t - start
         spans = self.buckets
         if spans is None:
-            spans = self.buckets = deque()
+            spans = self.buckets = []
         while spans and spans[0][0] < t - window:
-            spans.popleft()
+            del spans[0]
         if spans and t - spans[-1][0] < window / buckets:
             spans[-1][1] += t - start
             spans[-1][2] += committed - start_committed
@@ -165,54 +164,89 @@ class BusyMeter:
 class CommitTrack:
     """Observations of one group's committed offset on one partition.
 
-    Plain lists, not deques: there is one track per group partition (100,000
-    on a big cluster) and a deque costs over 600 bytes even when nearly empty.
+    There is one track per group partition (100,000 on a big cluster), so it
+    is kept small: samples in one flat array of doubles (offsets up to 2**53
+    are exact) instead of a tuple per sample, and the change times and busy
+    meter only once the committed offset has moved (an idle pair never needs
+    them).
     """
 
-    __slots__ = ("busy", "changes", "last_committed", "samples", "still_since")
+    __slots__ = ("busy", "changes", "last_committed", "rewound_at", "samples", "still_since")
 
     def __init__(self, t: float, committed: int) -> None:
-        self.samples: list[tuple[float, int, int]] = []
-        self.changes: list[float] = []  # the last _CHANGES times the offset moved
+        # (time, committed, lag) triples, oldest first, as status.partition_status reads them.
+        self.samples: array[float] = array("d")
+        self.changes: array[float] | None = None  # the last _CHANGES times the offset moved
         self.last_committed = committed
         self.still_since = t
-        self.busy = BusyMeter()
+        self.rewound_at: float | None = None  # when the offset was last seen to go back
+        self.busy: BusyMeter | None = None
 
-    def add(self, t: float, committed: int, lag: int, window: float, max_samples: int) -> None:
-        if committed != self.last_committed:
+    def add(
+        self,
+        t: float,
+        committed: int,
+        lag: int,
+        window: float,
+        max_samples: int,
+        log_end: int | None = None,
+        allowed_lag: int = 0,
+        capacity_window: float | None = None,
+    ) -> None:
+        """Record one poll; with `capacity_window`, the busy meter sees it too."""
+        moved = committed != self.last_committed
+        if moved:
             changes = self.changes
+            if changes is None:
+                changes = self.changes = array("d")
             changes.append(t)
             if len(changes) > _CHANGES:
                 del changes[0]
+            if committed < self.last_committed:
+                self.rewound_at = t
             self.still_since = t
             self.last_committed = committed
         samples = self.samples
         horizon = t - window
+        n = len(samples)
         drop = 0
-        while drop < len(samples) and samples[drop][0] < horizon:
-            drop += 1
+        while drop < n and samples[drop] < horizon:
+            drop += 3
         if drop:
             del samples[:drop]
-        spacing = window / max_samples
-        if len(samples) >= 2 and t - samples[-2][0] < spacing:
-            samples[-1] = (t, committed, lag)  # thin: keep points about `spacing` apart
+            n -= drop
+        if n >= 6 and t - samples[n - 6] < window / max_samples:
+            # Thin: keep points about window / max_samples apart.
+            samples[n - 3] = t
+            samples[n - 2] = committed
+            samples[n - 1] = lag
         else:
-            samples.append((t, committed, lag))
+            samples.extend((t, committed, lag))
+        if capacity_window is not None and log_end is not None:
+            busy = self.busy
+            if busy is not None:
+                busy.observe(t, committed, log_end, allowed_lag, capacity_window)
+            elif moved:
+                # What BusyMeter.observe would hold after its first change: no
+                # span starts at the first offset seen, which may be ancient.
+                busy = self.busy = BusyMeter()
+                busy.anchor = (t, committed, log_end)
+                busy.moved = True
 
     def rate(self, horizon: float) -> float | None:
         """Committed messages per second over the last `horizon` seconds."""
         s = self.samples
         n = len(s)
-        if n < 2:
+        if n < 6:
             return None
-        last_t, last_c, _ = s[-1]
+        last_t = s[n - 3]
         k = 0
-        while k < n - 2 and s[k + 1][0] <= last_t - horizon:
-            k += 1
-        dt = last_t - s[k][0]
+        while k < n - 6 and s[k + 3] <= last_t - horizon:
+            k += 3
+        dt = last_t - s[k]
         if dt <= 0:
             return None
-        return max(0.0, (last_c - s[k][1]) / dt)
+        return max(0.0, (s[n - 2] - s[k + 1]) / dt)
 
 
 _CHANGES = 8
@@ -239,13 +273,23 @@ class History:
             self.resets.append(tp)
 
     def track(
-        self, group: str, tp: TopicPartition, t: float, committed: int, lag: int
+        self,
+        group: str,
+        tp: TopicPartition,
+        t: float,
+        committed: int,
+        lag: int,
+        log_end: int | None = None,
+        allowed_lag: int = 0,
+        capacity_window: float | None = None,
     ) -> CommitTrack:
         key = (group, tp)
         track = self.commits.get(key)
         if track is None:
             track = self.commits[key] = CommitTrack(t, committed)
-        track.add(t, committed, lag, self.window, self.max_samples)
+        track.add(
+            t, committed, lag, self.window, self.max_samples, log_end, allowed_lag, capacity_window
+        )
         return track
 
     def member(self, key: MemberKey) -> BusyMeter:

@@ -6,7 +6,8 @@ the window nor hide a trend) and from when its committed offset last moved:
 
 - OK: lag within `allowed_lag` (0 on an idle topic is OK, and so is the lag
   of 1-2 that transaction markers leave), or the consumer progresses;
-- REWIND: the committed offset went backwards within the window;
+- REWIND: the committed offset went backwards within the window (after its
+  first observation);
 - STOP / STALL: lag above `allowed_lag` and the committed offset has not
   moved for the stop threshold: STOP when no live member owns the partition
   (nothing is consuming), STALL when one does (a consumer is there but stuck);
@@ -62,10 +63,6 @@ class StatusRules:
     stop_after_max: float = 1800.0
 
 
-# One observation: (time, committed offset, lag).
-Sample = tuple[float, int, int]
-
-
 def stop_threshold(change_times: Sequence[float], rules: StatusRules) -> float:
     """How long an unmoving offset is tolerated, adapted to the usual commit interval."""
     if len(change_times) >= 3:
@@ -77,32 +74,36 @@ def stop_threshold(change_times: Sequence[float], rules: StatusRules) -> float:
 
 
 def partition_status(
-    samples: Sequence[Sample],
+    samples: Sequence[float],
     change_times: Sequence[float],
     still_since: float,
     owned: bool,
     rules: StatusRules,
+    rewound_at: float | None = None,
 ) -> Status | None:
     """Status of one partition; None when there is no lag to judge.
 
-    `samples` are the window's observations, oldest first, the current one
-    last; `change_times` when the committed offset was seen to move;
-    `still_since` since when it has not moved (or since it was first seen);
-    `owned` whether a live group member holds the partition.
+    `samples` are the window's observations as flat (time, committed offset,
+    lag) triples, oldest first, the current one last (flat: one array per
+    partition instead of a tuple per observation, see history.CommitTrack);
+    `change_times` when the committed offset was seen to move; `still_since`
+    since when it has not moved (or since it was first seen); `rewound_at`
+    when it was last seen to go backwards; `owned` whether a live group
+    member holds the partition.
     """
-    if not samples:
+    n = len(samples)
+    if n < 3:
         return None
-    now, _, lag = samples[-1]
-    for (_, earlier, _), (_, later, _) in itertools.pairwise(samples):
-        if later < earlier:
-            return Status.REWIND
+    now, lag = samples[n - 3], samples[n - 1]
+    if rewound_at is not None and rewound_at > samples[0]:
+        return Status.REWIND
     if lag <= rules.allowed_lag:
         return Status.OK
     if now - still_since >= stop_threshold(change_times, rules):
         return Status.STALL if owned else Status.STOP
-    if len(samples) >= 3 and now - samples[0][0] >= rules.window / 2:
-        first_lag = samples[0][2]
-        if lag > first_lag and all(s[2] >= first_lag for s in samples):
+    if n >= 9 and now - samples[0] >= rules.window / 2:
+        first_lag = samples[2]
+        if lag > first_lag and min(samples[2::3]) >= first_lag:
             return Status.WARN
     return Status.OK
 
