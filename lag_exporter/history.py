@@ -246,7 +246,8 @@ class CommitTrack:
         dt = last_t - s[k]
         if dt <= 0:
             return None
-        return max(0.0, (s[n - 2] - s[k + 1]) / dt)
+        rate = (s[n - 2] - s[k + 1]) / dt
+        return rate if rate > 0.0 else 0.0
 
 
 _CHANGES = 8

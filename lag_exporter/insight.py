@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .config import InsightConfig
 from .history import BusyMeter, History
@@ -207,8 +208,7 @@ def unowned_partitions(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _Busy:
+class _Busy(NamedTuple):  # a tuple: one per group partition and poll, so cheap to make
     seconds: float  # time with a backlog, within the capacity window
     messages: float  # messages committed meanwhile
     rate: float | None  # ordinary consumption rate, over rate_window
@@ -216,6 +216,9 @@ class _Busy:
     @property
     def busy_rate(self) -> float:
         return self.messages / self.seconds
+
+
+_NEVER_BUSY = _Busy(0.0, 0.0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +233,9 @@ class _Capacity:
 
 
 def _busy(meter: BusyMeter | None, now: float, window: float, rate: float | None) -> _Busy:
-    seconds, messages = meter.totals(now, window) if meter is not None else (0.0, 0.0)
+    if meter is None:
+        return _NEVER_BUSY if rate is None else _Busy(0.0, 0.0, rate)
+    seconds, messages = meter.totals(now, window)
     return _Busy(seconds, messages, rate)
 
 
@@ -268,8 +273,10 @@ def _capacity(
     else:
         method = CapacityMethod.PARTITION
         units = []
+        commits = history.commits
+        group_id = group.group_id
         for r in rows:
-            track = history.commits.get((group.group_id, (topic, r.partition)))
+            track = commits.get((group_id, (topic, r.partition)))
             meter = track.busy if track is not None else None
             units.append(_busy(meter, now, window, r.consumption_rate))
     value, measured, least = _measure(units, config.min_busy_time)

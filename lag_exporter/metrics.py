@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from . import __version__
 from .model import ClusterInsight, ClusterView
 from .status import STATUS_CODES
-from .textformat import Family, render_text
+from .textformat import Family, LabelRows, render_text
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -76,6 +76,16 @@ def exposed(granularity: str, label_names: Sequence[str]) -> bool:
     if granularity == "topic":
         return "partition" not in label_names
     return "partition" not in label_names and "topic" not in label_names
+
+
+def add_column(sink: Sink, labels: LabelRows, values: Sequence[float | None]) -> None:
+    """One series per row of `labels` whose value is not None."""
+    if isinstance(sink, Family):
+        sink.add_column(labels, values)
+    elif sink is not _DROPPED:
+        for row, value in zip(labels.rows, values, strict=True):
+            if value is not None:
+                sink.add_metric(row, value)
 
 
 class _Dropped:
@@ -258,12 +268,10 @@ def _topics(f: _Families, view: ClusterView, base: list[str]) -> None:
             produced.add_metric([*base, topic.topic], topic.production_rate)
         for partition, rate in topic.partition_rates.items():
             produced_partition.add_metric([*base, topic.topic, str(partition)], rate)
-        for partition, offsets in topic.offsets.items():
-            labels = [*base, topic.topic, str(partition)]
-            if offsets.log_end is not None:
-                current.add_metric(labels, offsets.log_end)
-            if offsets.log_start is not None:
-                oldest.add_metric(labels, offsets.log_start)
+        offsets = topic.offsets
+        labels = LabelRows([(*base, topic.topic, str(partition)) for partition in offsets])
+        add_column(current, labels, [o.log_end for o in offsets.values()])
+        add_column(oldest, labels, [o.log_start for o in offsets.values()])
 
 
 def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
@@ -408,28 +416,47 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
                 member_partitions.add_metric(
                     [*g, m.member_id, m.client_id, m.host], len(m.assignment)
                 )
+        rows = group.partitions
+        labels = LabelRows([(*g, p.topic, str(p.partition)) for p in rows])
+        add_column(current, labels, [p.committed for p in rows])
+        add_column(lag, labels, [p.lag for p in rows])
+        add_column(lag_seconds, labels, [p.lag_seconds for p in rows])
+        add_column(
+            lower_bound,
+            labels,
+            [1 if p.lag_seconds_lower_bound and p.lag_seconds is not None else None for p in rows],
+        )
+        with_status = [p for p in rows if p.status is not None]
+        if with_status:
+            add_column(
+                status,
+                LabelRows([(*g, p.topic, str(p.partition), str(p.status)) for p in with_status]),
+                [STATUS_CODES[p.status] for p in with_status if p.status is not None],
+            )
+        owned = [p for p in rows if p.member is not None]
+        if owned:
+            add_column(
+                assignment,
+                LabelRows(
+                    [
+                        (*g, p.topic, str(p.partition), o.member_id, o.client_id, o.host)
+                        for p in owned
+                        if (o := p.member) is not None
+                    ]
+                ),
+                [1] * len(owned),
+            )
         sums: dict[str, list[int]] = {}
-        for p in group.partitions:
-            labels = [*g, p.topic, str(p.partition)]
-            per_topic = sums.setdefault(p.topic, [0, 0, 0, 0])
+        for p in rows:
+            per_topic = sums.get(p.topic)
+            if per_topic is None:
+                per_topic = sums[p.topic] = [0, 0, 0, 0]
             if p.committed is not None:
-                current.add_metric(labels, p.committed)
                 per_topic[1] += p.committed
                 per_topic[3] += 1
             if p.lag is not None:
-                lag.add_metric(labels, p.lag)
                 per_topic[0] += p.lag
-            if p.lag_seconds is not None:
-                lag_seconds.add_metric(labels, p.lag_seconds)
-                if p.lag_seconds_lower_bound:
-                    lower_bound.add_metric(labels, 1)
-            if p.status is not None:
-                status.add_metric([*labels, str(p.status)], STATUS_CODES[p.status])
             per_topic[2] += p.lost_to_retention
-            if p.member is not None:
-                assignment.add_metric(
-                    [*labels, p.member.member_id, p.member.client_id, p.member.host], 1
-                )
         for topic, (lag_total, offset_total, lost_total, committed_count) in sums.items():
             if committed_count:
                 lag_sum.add_metric([*g, topic], lag_total)

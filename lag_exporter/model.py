@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from .status import Status
 
@@ -110,8 +111,14 @@ class PollResult:
     record_timestamps: dict[tuple[str, int, int], float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
+class PartitionLag(NamedTuple):
+    """One group's lag on one partition.
+
+    A named tuple, not a frozen dataclass like its neighbours: there is one
+    per group partition per poll (10^5 on a big cluster), and a frozen
+    dataclass with this many fields takes 2 us to build against 0.4 us.
+    """
+
     topic: str
     partition: int
     committed: int | None

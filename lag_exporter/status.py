@@ -31,7 +31,6 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from statistics import median
 
 
 class Status(StrEnum):
@@ -65,12 +64,12 @@ class StatusRules:
 
 def stop_threshold(change_times: Sequence[float], rules: StatusRules) -> float:
     """How long an unmoving offset is tolerated, adapted to the usual commit interval."""
-    if len(change_times) >= 3:
-        gaps = [b - a for a, b in itertools.pairwise(change_times)]
-        adaptive = 3 * median(gaps)
-    else:
-        adaptive = 0.0
-    return min(rules.stop_after_max, max(rules.stop_after, adaptive))
+    if len(change_times) < 3:
+        return rules.stop_after
+    gaps = sorted([b - a for a, b in itertools.pairwise(change_times)])
+    mid = len(gaps) // 2
+    usual = gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2  # the median
+    return min(rules.stop_after_max, max(rules.stop_after, 3 * usual))
 
 
 def partition_status(

@@ -17,6 +17,8 @@ generate_latest itself.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -56,18 +58,25 @@ def format_value(value: float) -> str:
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
+def _value_text(value: float) -> str:
+    # Finite floats below 1e6 print as repr(): floatToGoString's common case, faster.
+    if type(value) is float and -math.inf < value < _PLAIN_MAX:
+        return repr(value)
+    return format_value(value)
+
+
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 @functools.lru_cache(maxsize=1024)
-def _line_function(sample: str, label_names: tuple[str, ...]) -> Callable[..., str]:
-    """`line(*label_values, value_text) -> "sample{a="..",b=".."} value\n"`, labels sorted.
+def _labels_function(sample: str, label_names: tuple[str, ...]) -> Callable[..., str]:
+    """`body(*label_values) -> 'a="..",b=".."'`, labels sorted by name.
 
     Generated as one f-string, as namedtuple and dataclasses generate their
     methods: three times faster than %-formatting a template, which matters
     at a few hundred thousand lines per poll. Names are checked first, so the
-    generated source holds nothing but [a-zA-Z0-9_:] from them.
+    generated source holds nothing but [a-zA-Z0-9_] from them.
     """
     if not _METRIC_NAME.fullmatch(sample):
         raise ValueError(f"not a valid metric name: {sample!r}")
@@ -77,12 +86,49 @@ def _line_function(sample: str, label_names: tuple[str, ...]) -> Callable[..., s
     params = [f"v{i}" for i in range(len(label_names))]
     order = sorted(range(len(label_names)), key=label_names.__getitem__)
     pairs = ",".join(f'{label_names[i]}="{{v{i}}}"' for i in order)
-    body = f"{sample}{{{{{pairs}}}}} {{value}}" if pairs else f"{sample} {{value}}"
-    source = f"def line({', '.join([*params, 'value'])}):\n    return f'{body}\\n'\n"
+    source = f"def body({', '.join(params)}):\n    return f'{pairs}'\n"
     namespace: dict[str, Any] = {}
     exec(source, namespace)
-    line: Callable[..., str] = namespace["line"]
-    return line
+    body: Callable[..., str] = namespace["body"]
+    return body
+
+
+class LabelRows:
+    """Label values of many series that several families share.
+
+    The series of one group's partitions (lag, committed offset, lag
+    seconds, ...) have the same labels in every family: a Family formats and
+    escapes them once, and families with the same label names reuse that.
+    """
+
+    __slots__ = ("_bodies", "_names", "rows")
+
+    def __init__(self, rows: list[Sequence[str]]) -> None:
+        self.rows = rows
+        self._names: tuple[str, ...] | None = None
+        self._bodies: list[str] = []
+
+    def bodies(self, family: str, names: tuple[str, ...], body: Callable[..., str]) -> list[str]:
+        if names != self._names:
+            try:
+                if _needs_escaping("".join(itertools.chain.from_iterable(self.rows))):
+                    self._bodies = [body(*_escaped(row)) for row in self.rows]
+                else:
+                    self._bodies = [body(*row) for row in self.rows]
+            except TypeError:  # a row with too few or too many values
+                raise ValueError(f"{family}: label values do not match labels {names}") from None
+            self._names = names
+        return self._bodies
+
+
+def _needs_escaping(text: str) -> bool:
+    return "\\" in text or '"' in text or "\n" in text
+
+
+def _escaped(labels: Sequence[str]) -> Sequence[str]:
+    if _needs_escaping("".join(labels)):
+        return [escape_label_value(v) for v in labels]
+    return labels
 
 
 class Family:
@@ -93,7 +139,16 @@ class Family:
     label names given here.
     """
 
-    __slots__ = ("_chunks", "_line", "_lines", "documentation", "label_names", "name", "type")
+    __slots__ = (
+        "_body",
+        "_chunks",
+        "_lines",
+        "_open",
+        "documentation",
+        "label_names",
+        "name",
+        "type",
+    )
 
     def __init__(
         self, name: str, documentation: str, labels: Sequence[str], type: str = "gauge"
@@ -111,22 +166,41 @@ class Family:
         self._lines: list[str] = []
         self._chunks: list[bytes] = []
         sample = f"{name}_total" if type == "counter" else name
-        self._line = _line_function(sample, self.label_names)
+        self._body = _labels_function(sample, self.label_names)
+        self._open = f"{sample}{{" if self.label_names else sample
 
     def add_metric(self, labels: Sequence[str], value: float) -> None:
-        if len(labels) != len(self.label_names):
-            raise ValueError(
-                f"{self.name}: {len(labels)} label values for labels {self.label_names}"
-            )
-        joined = "".join(labels)
-        if "\\" in joined or '"' in joined or "\n" in joined:
-            labels = [escape_label_value(v) for v in labels]
+        names = self.label_names
+        if len(labels) != len(names):
+            raise ValueError(f"{self.name}: {len(labels)} label values for labels {names}")
+        body = self._body(*_escaped(labels))
         if type(value) is int and _PLAIN_MIN <= value < _PLAIN_MAX:
             text = f"{value}.0"  # format_value's common case, without the call
         else:
-            text = format_value(value)
+            text = _value_text(value)
         lines = self._lines
-        lines.append(self._line(*labels, text))
+        lines.append(f"{self._open}{body}}} {text}\n" if names else f"{self._open} {text}\n")
+        if len(lines) >= _CHUNK_LINES:
+            self._chunks.append("".join(lines).encode())
+            lines.clear()
+
+    def add_column(self, labels: LabelRows, values: Sequence[float | None]) -> None:
+        """One series per row of `labels` whose value is not None: add_metric
+        for many series at once, about four times faster."""
+        names = self.label_names
+        bodies = labels.bodies(self.name, names, self._body)
+        o = self._open if names else f"{self._open} "
+        c = "}" if names else ""
+        lines = self._lines
+        lines.extend(
+            [
+                f"{o}{b}{c} {v}.0\n"
+                if type(v) is int and _PLAIN_MIN <= v < _PLAIN_MAX
+                else f"{o}{b}{c} {_value_text(v)}\n"
+                for b, v in zip(bodies, values, strict=True)
+                if v is not None
+            ]
+        )
         if len(lines) >= _CHUNK_LINES:
             self._chunks.append("".join(lines).encode())
             lines.clear()

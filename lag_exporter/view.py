@@ -484,7 +484,7 @@ def _topic_rates(
 
 
 def _stale_row(row: PartitionLag) -> PartitionLag:
-    return replace(row, stale=True)
+    return row._replace(stale=True)
 
 
 def _as_stale(before: GroupView, description: GroupDescription | None) -> GroupView:
