@@ -171,7 +171,15 @@ class CommitTrack:
     them).
     """
 
-    __slots__ = ("busy", "changes", "last_committed", "rewound_at", "samples", "still_since")
+    __slots__ = (
+        "busy",
+        "changes",
+        "last_committed",
+        "rewound_at",
+        "samples",
+        "seen",
+        "still_since",
+    )
 
     def __init__(self, t: float, committed: int) -> None:
         # (time, committed, lag) triples, oldest first, as status.partition_status reads them.
@@ -181,6 +189,7 @@ class CommitTrack:
         self.still_since = t
         self.rewound_at: float | None = None  # when the offset was last seen to go back
         self.busy: BusyMeter | None = None
+        self.seen = 0  # History.generation of the last poll that observed it
 
     def add(
         self,
@@ -265,6 +274,7 @@ class History:
         self.cluster_id: str | None = None
         self.resets: list[TopicPartition] = []  # partitions whose offsets went back, last poll
         self.members: dict[MemberKey, BusyMeter] = {}
+        self.generation = 0  # polls begun; see begin_poll and retain
 
     def add_end(self, tp: TopicPartition, t: float, end: int) -> None:
         h = self.ends.get(tp)
@@ -288,6 +298,7 @@ class History:
         track = self.commits.get(key)
         if track is None:
             track = self.commits[key] = CommitTrack(t, committed)
+        track.seen = self.generation
         track.add(
             t, committed, lag, self.window, self.max_samples, log_end, allowed_lag, capacity_window
         )
@@ -306,15 +317,32 @@ class History:
         for key in [key for key in self.members if key not in keep]:
             del self.members[key]
 
+    def begin_poll(self) -> None:
+        """Start a poll: tracks not observed (`track`) from now on are forgotten by `retain`."""
+        self.generation += 1
+        self.resets.clear()
+
     def retain(
-        self, partitions: Iterable[TopicPartition], pairs: Iterable[tuple[str, TopicPartition]]
+        self,
+        partitions: Iterable[TopicPartition],
+        pairs: Iterable[tuple[str, TopicPartition]] = (),
     ) -> None:
-        """Forget everything not in `partitions` / `pairs`: memory stays flat."""
+        """Forget partitions not in `partitions`, and pairs neither observed since
+        `begin_poll` nor in `pairs` (still reported, not re-read): memory stays flat.
+
+        A generation mark rather than a set of every pair: at 10^5 pairs
+        building that set cost more than the rest of the bookkeeping.
+        """
         keep_p = set(partitions)
         for tp in [tp for tp in self.ends if tp not in keep_p]:
             del self.ends[tp]
         keep_pairs = set(pairs)
-        for key in [key for key in self.commits if key not in keep_pairs]:
+        generation = self.generation
+        for key in [
+            key
+            for key, track in self.commits.items()
+            if track.seen != generation and key not in keep_pairs
+        ]:
             del self.commits[key]
 
     # --- persistence of the end-offset histories ------------------------

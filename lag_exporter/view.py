@@ -88,7 +88,7 @@ def build_view(
         return now - read_at <= max_staleness
 
     if derive is not None:
-        derive.history.resets.clear()
+        derive.history.begin_poll()
         if poll.cluster_id:
             derive.history.cluster_id = poll.cluster_id
         for tp, read in poll.partition_offsets.items():
@@ -147,9 +147,15 @@ def build_view(
         )
     if derive is not None:
         # Histories of partitions and pairs no longer reported are dropped.
+        # Fresh rows with a status were observed this poll; the others are kept too.
         derive.history.retain(
             ((t.topic, p) for t in topics.values() for p in t.offsets),
-            ((g.group_id, (r.topic, r.partition)) for g in groups.values() for r in g.partitions),
+            (
+                (g.group_id, (r.topic, r.partition))
+                for g in groups.values()
+                for r in g.partitions
+                if r.stale or r.status is None
+            ),
         )
 
     view = ClusterView(
@@ -374,14 +380,14 @@ def _derive(
         rules.allowed_lag,
         insight.capacity_window if insight is not None else None,
     )
-    status = partition_status(
-        track.samples,
-        track.changes or (),
-        track.still_since,
-        owned,
-        rules,
-        track.rewound_at,
-    )
+    rewound_at = track.rewound_at
+    status: Status | None
+    if lag <= rules.allowed_lag and rewound_at is None:
+        status = Status.OK  # what partition_status says, without the call (most rows)
+    else:
+        status = partition_status(
+            track.samples, track.changes or (), track.still_since, owned, rules, rewound_at
+        )
     seconds: float | None = None
     lower_bound = exact = False
     stamp = timestamps.get((tp[0], tp[1], committed)) if timestamps is not None else None

@@ -135,6 +135,42 @@ def test_histories_of_vanished_partitions_and_groups_are_dropped() -> None:
     assert derive.history.commits == {}
 
 
+def test_a_group_carried_through_a_failed_poll_keeps_its_history() -> None:
+    derive = Derivation(History(size=50))
+    view = None
+    for i in range(3):
+        view = view_of(
+            poll(
+                T0 + 5 * i,
+                topics={"a": 1},
+                ends={("a", 0): (0, 100 + 10 * i)},
+                groups=[group("g"), group("h")],
+                committed={"g": {("a", 0): 50 + 5 * i}, "h": {("a", 0): 7}},
+            ),
+            view,
+            derive=derive,
+        )
+    before = derive.history.commits[("g", ("a", 0))]
+    samples = list(before.samples)
+    # g's offsets cannot be read: its rows are carried stale, its track stays.
+    view = view_of(
+        poll(
+            T0 + 15,
+            topics={"a": 1},
+            ends={("a", 0): (0, 130)},
+            groups=[group("g"), group("h")],
+            committed={"h": {("a", 0): 7}},
+            failed_groups={"g"},
+        ),
+        view,
+        derive=derive,
+    )
+    assert view.groups["g"].stale
+    assert derive.history.commits[("g", ("a", 0))] is before
+    assert list(before.samples) == samples  # not touched by the failed poll
+    assert set(derive.history.commits) == {("g", ("a", 0)), ("h", ("a", 0))}
+
+
 def test_history_file_round_trip(tmp_path: Path) -> None:
     h = History(size=10)
     h.cluster_id = "abc"
