@@ -107,7 +107,7 @@ def publish(
         render=t2 - t1,
         json=t3 - t2,
         total=t2 - t0,  # what a poll pays; the JSON is made when first requested
-        exposition_bytes=len(exposition.text),
+        exposition_bytes=exposition.size,
         json_bytes=len(groups_json),
         the_view=view,
     )

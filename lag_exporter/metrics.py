@@ -10,8 +10,8 @@ alerts work unchanged.
 
 from __future__ import annotations
 
-import gzip
 import platform
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,17 +22,39 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from . import __version__
 from .model import ClusterInsight, ClusterView
 from .status import STATUS_CODES
-from .textformat import Family, LabelRows, render_text
+from .textformat import Family, LabelRows, render_pieces
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 @dataclass(frozen=True, slots=True)
 class Exposition:
-    """One rendered exposition and its gzip form, served as is to every scrape."""
+    """One rendered exposition, kept only in its gzip form, served as is to every scrape.
 
-    text: bytes
+    Prometheus always asks for gzip; the text form is 25 times the size (60 MB
+    at 10^5 group partitions) and is decompressed, in pieces, for the rare
+    client that does not.
+    """
+
     gzipped: bytes
+    size: int  # bytes of the text form
+
+    def pieces(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The text form, at most `size` bytes at a time."""
+        inflate = zlib.decompressobj(wbits=31)
+        data = self.gzipped
+        while data:
+            piece = inflate.decompress(data, size)
+            data = inflate.unconsumed_tail
+            if piece:
+                yield piece
+        rest = inflate.flush()
+        if rest:
+            yield rest
+
+    @property
+    def text(self) -> bytes:
+        return b"".join(self.pieces())
 
 
 def _kafka_python_version() -> str:
@@ -619,8 +641,14 @@ def render(
     gzip level 1: a third of level 6's time for a document under twice the
     size; zlib releases the GIL while it works, so scrapes are not held up.
     """
-    text = render_text(_rendered([*families(views, granularity), *extra]))
-    return Exposition(text=text, gzipped=gzip.compress(text, compresslevel=1))
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1, gzip framing
+    gzipped: list[bytes] = []
+    size = 0
+    for piece in render_pieces(list(_rendered([*families(views, granularity), *extra]))):
+        size += len(piece)
+        gzipped.append(deflate.compress(piece))
+    gzipped.append(deflate.flush())
+    return Exposition(gzipped=b"".join(gzipped), size=size)
 
 
 def _rendered(sinks: Iterable[Sink | Metric]) -> Iterator[Family | Metric]:

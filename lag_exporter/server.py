@@ -24,7 +24,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -214,6 +214,17 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _send_pieces(self, size: int, pieces: Iterable[bytes], content_type: str) -> None:
+            """A 200 whose body is written as it is produced (decompressed)."""
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Vary", "Accept-Encoding")
+            self.end_headers()
+            if self.command != "HEAD":
+                for piece in pieces:
+                    self.wfile.write(piece)
+
         def do_HEAD(self) -> None:
             self.do_GET()
 
@@ -249,7 +260,9 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
                 if _accepts_gzip(self.headers.get("Accept-Encoding")):
                     self._send(200, current.exposition.gzipped, CONTENT_TYPE, "gzip")
                 else:
-                    self._send(200, current.exposition.text, CONTENT_TYPE)
+                    self._send_pieces(
+                        current.exposition.size, current.exposition.pieces(), CONTENT_TYPE
+                    )
             elif path == "/":
                 self._send(200, _LANDING, "text/html; charset=utf-8")
             elif path == "/healthz":

@@ -5,7 +5,7 @@ every series and formats each one through several layers of calls: about
 10 us a sample, two seconds for the 200,000 series of 100,000 group
 partitions, all of it holding the GIL. `Family` has the same add_metric()
 as prometheus_client's GaugeMetricFamily and CounterMetricFamily but formats
-each sample straight into its line, and `render_text` writes the document in
+each sample straight into its line, and `render_pieces` writes the document in
 pieces small enough that an HTTP thread waiting for the GIL is never held up
 for long. The output is byte for byte what generate_latest writes for the
 same families (labels in name order, the same escaping and the same float
@@ -209,9 +209,15 @@ class Family:
         name = f"{self.name}_total" if self.type == "counter" else self.name
         return f"# HELP {name} {escape_help(self.documentation)}\n# TYPE {name} {self.type}\n"
 
-    def text(self) -> list[bytes]:
-        """The family's part of the exposition, in pieces."""
-        return [self.header().encode(), *self._chunks, "".join(self._lines).encode()]
+    def pieces(self) -> Iterator[bytes]:
+        """The family's part of the exposition, in pieces, each released once taken."""
+        yield self.header().encode()
+        chunks, self._chunks = self._chunks, []
+        chunks.reverse()
+        while chunks:
+            yield chunks.pop()
+        tail, self._lines = self._lines, []
+        yield "".join(tail).encode()
 
 
 class _One(Collector):
@@ -222,12 +228,22 @@ class _One(Collector):
         yield self.metric
 
 
+def render_pieces(families: list[Family | Metric]) -> Iterator[bytes]:
+    """The text exposition of `families`, in their order, in pieces.
+
+    Families are taken off the list as they are written, so what has been
+    handed out is freed while the rest is written: the whole document never
+    has to be in memory at once (tens of MB at 10^5 group partitions).
+    """
+    families.reverse()
+    while families:
+        family = families.pop()
+        if isinstance(family, Family):
+            yield from family.pieces()
+        else:
+            yield generate_latest(_One(family))
+
+
 def render_text(families: Iterable[Family | Metric]) -> bytes:
     """The text exposition of `families`, in their order."""
-    chunks: list[bytes] = []
-    for family in families:
-        if isinstance(family, Family):
-            chunks.extend(family.text())
-        else:
-            chunks.append(generate_latest(_One(family)))
-    return b"".join(chunks)
+    return b"".join(render_pieces(list(families)))

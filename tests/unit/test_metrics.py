@@ -3,8 +3,9 @@ from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from lag_exporter.metrics import render
+from lag_exporter.metrics import families, render
 from lag_exporter.model import ClusterView
+from lag_exporter.textformat import render_text
 
 from .factories import group, member, poll, view_of
 
@@ -105,8 +106,14 @@ def test_constant_labels_and_several_clusters_share_families() -> None:
 
 
 def test_gzip_form_is_the_same_exposition() -> None:
-    exposition = render([view_of(poll(T0, topics=ORDERS, ends=ENDS))])
-    assert gzip.decompress(exposition.gzipped) == exposition.text
+    view = view_of(poll(T0, topics=ORDERS, ends=ENDS))
+    exposition = render([view])
+    text = gzip.decompress(exposition.gzipped)
+    assert text == render_text(families([view]))  # only the gzip form is kept
+    assert len(text) == exposition.size
+    pieces = list(exposition.pieces(size=100))
+    assert len(pieces) > 1 and all(len(p) <= 100 for p in pieces)
+    assert b"".join(pieces) == text == exposition.text
 
 
 def test_down_cluster_exposes_health_but_no_broker_count() -> None:
