@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from .config import InsightConfig
 from .history import BusyMeter, History
@@ -208,17 +207,13 @@ def unowned_partitions(
     return out
 
 
-class _Busy(NamedTuple):  # a tuple: one per group partition and poll, so cheap to make
-    seconds: float  # time with a backlog, within the capacity window
-    messages: float  # messages committed meanwhile
-    rate: float | None  # ordinary consumption rate, over rate_window
-
-    @property
-    def busy_rate(self) -> float:
-        return self.messages / self.seconds
+# (seconds with a backlog within the capacity window, messages committed
+# meanwhile, ordinary consumption rate over rate_window or None). A plain
+# tuple: there is one per group partition and poll.
+_Busy = tuple[float, float, float | None]
 
 
-_NEVER_BUSY = _Busy(0.0, 0.0, None)
+_NEVER_BUSY: _Busy = (0.0, 0.0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,17 +229,17 @@ class _Capacity:
 
 def _busy(meter: BusyMeter | None, now: float, window: float, rate: float | None) -> _Busy:
     if meter is None:
-        return _NEVER_BUSY if rate is None else _Busy(0.0, 0.0, rate)
+        return _NEVER_BUSY if rate is None else (0.0, 0.0, rate)
     seconds, messages = meter.totals(now, window)
-    return _Busy(seconds, messages, rate)
+    return seconds, messages, rate
 
 
 def _measure(units: list[_Busy], min_busy: float) -> tuple[float | None, int, float]:
     """(mean busy rate of the units busy long enough, how many, the least busy time)."""
-    busy = [u for u in units if u.seconds >= min_busy]
+    busy = [u for u in units if u[0] >= min_busy and u[0] > 0]
     if not busy:
         return None, 0, 0.0
-    return sum(u.busy_rate for u in busy) / len(busy), len(busy), min(u.seconds for u in busy)
+    return sum(u[1] / u[0] for u in busy) / len(busy), len(busy), min(u[0] for u in busy)
 
 
 def _capacity(
@@ -280,7 +275,7 @@ def _capacity(
             meter = track.busy if track is not None else None
             units.append(_busy(meter, now, window, r.consumption_rate))
     value, measured, least = _measure(units, config.min_busy_time)
-    observed = [u.rate for u in units if u.rate is not None]
+    observed = [u[2] for u in units if u[2] is not None]
     return _Capacity(
         method=method,
         value=value,
@@ -288,7 +283,7 @@ def _capacity(
         busy_seconds=least,
         at_least=max(observed) if observed else None,
         consumers=len(owners) if owners else None,
-        longest_busy=max((u.seconds for u in units), default=0.0),
+        longest_busy=max((u[0] for u in units), default=0.0),
     )
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-
-class Lag(NamedTuple):
-    lag: int | None  # None: nothing to report (no commit, or log-end unknown)
-    lost_to_retention: int  # messages deleted before the group consumed them
+# (lag, lost to retention): lag None when there is nothing to report (no
+# commit, or log-end unknown); lost: messages deleted before the group
+# consumed them. A plain tuple: it is made once per group partition and poll.
+Lag = tuple[int | None, int]
 
 
 def partition_lag(committed: int | None, log_start: int | None, log_end: int | None) -> Lag:
-    """lag = log_end - committed, never negative, counting only what still exists.
+    """(lag, lost): lag = log_end - committed, never negative, counting only what still exists.
 
     - no committed offset (None or Kafka's -1): no lag at all, not -1 and not
       the whole log, because the group's position is unknown until it commits;
@@ -22,9 +20,9 @@ def partition_lag(committed: int | None, log_start: int | None, log_end: int | N
       lost, and lag counts what is still in the log.
     """
     if committed is None or committed < 0 or log_end is None or log_end < 0:
-        return Lag(None, 0)
+        return None, 0
     if committed >= log_end:
-        return Lag(0, 0)
+        return 0, 0
     if log_start is not None and 0 <= log_start <= log_end and committed < log_start:
-        return Lag(log_end - log_start, log_start - committed)
-    return Lag(log_end - committed, 0)
+        return log_end - log_start, log_start - committed
+    return log_end - committed, 0

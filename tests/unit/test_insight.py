@@ -316,6 +316,18 @@ def test_too_few_polls_and_short_backlogs_give_no_number() -> None:
     assert a.partitions_needed is None and a.capacity is None
 
 
+def test_min_busy_time_zero_counts_no_unit_that_was_never_busy() -> None:
+    # A consumer that keeps up is never busy: no rate from 0 messages in 0 s.
+    sim = Simulation(
+        "t",
+        {0: 5.0},
+        [Consumer("c1", 50.0, [("t", 0)])],
+        config=InsightConfig(min_busy_time=0.0),
+    )
+    a = sim_advice(sim.run(30))
+    assert a.verdict is Verdict.NEVER_SATURATED and a.capacity is None
+
+
 def test_a_stopped_group_is_not_consuming_rather_than_slow() -> None:
     sim = Simulation("t", {0: 30.0}, [Consumer("c1", 0.0, [("t", 0)])])
     a = sim_advice(sim.run(60))
