@@ -18,6 +18,7 @@ import argparse
 import random
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 from lag_exporter.api import render_groups
@@ -114,6 +115,14 @@ def publish(
     return timings
 
 
+def _status_mb(key: str) -> int:
+    """A /proc/self/status memory figure (VmRSS, VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.publish", description=__doc__)
     parser.add_argument("--pairs", type=int, default=100_000)
@@ -140,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pairs={args.pairs} view={result['view']:.3f}s render={result['render']:.3f}s "
             f"total={result['total']:.3f}s json (on request)={result['json']:.3f}s "
             f"exposition={result['exposition_bytes'] / 1e6:.1f}MB "
-            f"json={result['json_bytes'] / 1e6:.1f}MB"
+            f"json={result['json_bytes'] / 1e6:.1f}MB "
+            f"rss={_status_mb('VmRSS')}MB peak={_status_mb('VmHWM')}MB"
         )
     if profiler is not None:
         print(profiler.output_text(unicode=False, color=False, show_all=False))

@@ -222,9 +222,23 @@ class CommitTrack:
         while drop < n and samples[drop] < horizon:
             drop += 3
         if drop:
+            if drop < n and samples[drop - 2 : drop] == samples[drop + 1 : drop + 3]:
+                # The offsets held from the last point dropped to the first kept:
+                # keep that run's start, at the window's edge, so a flat run
+                # stored as two points still spans the whole window.
+                drop -= 3
+                samples[drop] = horizon
             del samples[:drop]
             n -= drop
-        if n >= 6 and t - samples[n - 6] < window / max_samples:
+        if (
+            n >= 6
+            and samples[n - 1] == lag
+            and samples[n - 2] == committed
+            and samples[n - 4] == lag
+            and samples[n - 5] == committed
+        ):
+            samples[n - 3] = t  # a flat run: its first and last point are enough
+        elif n >= 6 and t - samples[n - 6] < window / max_samples:
             # Thin: keep points about window / max_samples apart.
             samples[n - 3] = t
             samples[n - 2] = committed
@@ -249,10 +263,17 @@ class CommitTrack:
         if n < 6:
             return None
         last_t = s[n - 3]
+        start = last_t - horizon
         k = 0
-        while k < n - 6 and s[k + 3] <= last_t - horizon:
+        while k < n - 6 and s[k + 3] <= start:
             k += 3
-        dt = last_t - s[k]
+        t_k = s[k]
+        if s[k + 1] == s[k + 4] and t_k < start:
+            # The committed offset did not move until the next point (which is
+            # inside the window): the window can start at its edge, as with
+            # evenly spread points (a flat run is stored as two points).
+            t_k = start
+        dt = last_t - t_k
         if dt <= 0:
             return None
         rate = (s[n - 2] - s[k + 1]) / dt

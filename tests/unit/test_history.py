@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from lag_exporter import history as store
-from lag_exporter.history import EndHistory, History
-from lag_exporter.status import Status
+from lag_exporter.history import CommitTrack, EndHistory, History
+from lag_exporter.status import Status, StatusRules, partition_status
 from lag_exporter.view import Derivation
 
 from .factories import group, member, poll, view_of
@@ -34,6 +34,43 @@ def test_offsets_going_backwards_restart_the_history() -> None:
         h.add(T0 + i, 1000 + i)
     assert not h.add(T0 + 5, 3)
     assert list(h.ends) == [3]
+
+
+def observe(track: CommitTrack, t: float, committed: int, lag: int) -> None:
+    track.add(t, committed, lag, window=600.0, max_samples=12)
+
+
+def test_an_idle_pair_keeps_two_points_however_long_it_is_idle() -> None:
+    track = CommitTrack(T0, 100)
+    for i in range(720):  # an hour, polled every 5 s
+        observe(track, T0 + 5 * i, 100, 0)
+    assert len(track.samples) == 6
+    # The run is cut at the window's edge, not dropped: it still spans the window.
+    assert list(track.samples) == [T0 + 3595 - 600, 100, 0, T0 + 3595, 100, 0]
+
+
+def test_rate_after_a_flat_run_is_over_the_rate_window_not_the_whole_run() -> None:
+    track = CommitTrack(T0, 100)
+    for i in range(240):  # 20 minutes at offset 100
+        observe(track, T0 + 5 * i, 100, 0)
+    observe(track, T0 + 1200, 400, 0)  # then 300 messages committed
+    assert track.rate(300.0) == pytest.approx(300 / 300)
+    assert track.rate(600.0) == pytest.approx(300 / 600)
+
+
+def test_growing_lag_after_a_flat_run_is_warn() -> None:
+    # Nothing produced or consumed for 20 minutes at lag 50, then the consumer
+    # commits but falls behind for 5 minutes: lag grew over the whole window.
+    rules = StatusRules(allowed_lag=2, window=600, stop_after=120, stop_after_max=900)
+    track = CommitTrack(T0, 100)
+    for i in range(240):
+        observe(track, T0 + 5 * i, 100, 50)
+    for i in range(1, 61):
+        observe(track, T0 + 1200 + 5 * i, 100 + 10 * i, 50 + i)
+    status = partition_status(
+        track.samples, track.changes or (), track.still_since, True, rules, track.rewound_at
+    )
+    assert status == Status.WARN
 
 
 def derived_view(polls: list[dict], derive: Derivation):  # type: ignore[no-untyped-def]
