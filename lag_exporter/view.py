@@ -146,8 +146,9 @@ def build_view(
             _observe_members(groups.values(), topics, derive, derive.insight.capacity_window)
         )
     if derive is not None:
-        # Histories of partitions and pairs no longer reported are dropped.
-        # Fresh rows with a status were observed this poll; the others are kept too.
+        # Histories of partitions and pairs no longer reported are dropped. Pairs
+        # observed this poll (fresh rows with a status) are kept by History's own
+        # mark; rows still reported without being re-read are named here.
         derive.history.retain(
             ((t.topic, p) for t in topics.values() for p in t.offsets),
             (
