@@ -9,7 +9,9 @@ timed and profiled apart from the network and kafka-python's decoding. The
 view is derived as the daemon derives it (history, lag seconds, status,
 rates, partitioning insight, with a default cluster's settings), and
 between rounds, 15 s apart, a tenth of the partitions get new messages and
-a tenth of the group partitions new commits, so the history is not flat.
+a tenth of the group partitions new commits (`--every`), so the history is
+not flat. 48 rounds cover the 10-minute status window, after which the
+histories stop growing: the memory figures of a long-running exporter.
 """
 
 from __future__ import annotations
@@ -32,14 +34,17 @@ PARTITIONS_PER_TOPIC = 20
 TOPICS_PER_GROUP = 10
 
 
-def synthetic_poll(pairs: int, started_at: float, seed: int = 7, moved: int = 0) -> PollResult:
-    """The same cluster for a seed; `moved` rounds of traffic later when moved > 0."""
+def synthetic_poll(
+    pairs: int, started_at: float, seed: int = 7, moved: int = 0, every: int = 10
+) -> PollResult:
+    """The same cluster for a seed; `moved` rounds of traffic later when moved > 0,
+    on one partition and group partition in `every`."""
     rng = random.Random(seed)
     groups = max(1, pairs // (PARTITIONS_PER_TOPIC * TOPICS_PER_GROUP))
     topics = max(TOPICS_PER_GROUP, min(100, groups // 5 * 2 or TOPICS_PER_GROUP))
     names = [f"bench-{i:04d}" for i in range(topics)]
     ends = {
-        (t, p): PartitionOffsets(0, rng.randint(1, 8) + _traffic(t, p, moved, 10), started_at)
+        (t, p): PartitionOffsets(0, rng.randint(1, 8) + _traffic(t, p, moved, every), started_at)
         for t in names
         for p in range(PARTITIONS_PER_TOPIC)
     }
@@ -52,7 +57,7 @@ def synthetic_poll(pairs: int, started_at: float, seed: int = 7, moved: int = 0)
         committed[group_id] = {
             (t, p): min(
                 ends[(t, p)].log_end or 0,
-                rng.randint(0, 8) + _traffic(group_id + t, p, moved, 10),
+                rng.randint(0, 8) + _traffic(group_id + t, p, moved, every),
             )
             for t in window
             for p in range(PARTITIONS_PER_TOPIC)
@@ -82,9 +87,7 @@ def _traffic(key: str, partition: int, rounds: int, every: int) -> int:
     return 5 * rounds if zlib.crc32(f"{key}-{partition}".encode()) % every == 0 else 0
 
 
-def publish(
-    poll: PollResult, previous: ClusterView | None, derive: Derivation
-) -> dict[str, Any]:
+def publish(poll: PollResult, previous: ClusterView | None, derive: Derivation) -> dict[str, Any]:
     """What ClusterPoller.publish does, step by step, timed."""
     timings: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -126,7 +129,13 @@ def _status_mb(key: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.publish", description=__doc__)
     parser.add_argument("--pairs", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=6, help="polls, 15 s apart")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=10,
+        help="one partition (and group partition) in EVERY gets traffic: 1 moves them all",
+    )
     parser.add_argument("--profile", action="store_true", help="profile with pyinstrument")
     args = parser.parse_args(argv)
 
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
         profiler = Profiler(interval=0.0005)
     for i in range(args.rounds):
-        poll = synthetic_poll(args.pairs, 1_700_000_000.0 + 15 * i, moved=i)
+        poll = synthetic_poll(args.pairs, 1_700_000_000.0 + 15 * i, moved=i, every=args.every)
         if profiler is not None and i == args.rounds - 1:
             profiler.start()
         result = publish(poll, previous, derive)
