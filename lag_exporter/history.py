@@ -103,18 +103,27 @@ class BusyMeter:
     that stops does not drag its measured capacity towards zero.
     """
 
-    __slots__ = ("anchor", "buckets", "last_span", "moved", "open")
+    __slots__ = ("at", "at_committed", "at_end", "buckets", "last_span", "moved", "open")
 
     def __init__(self) -> None:
-        # (time, committed, log-end) when the committed offset was last seen to
-        # change, or first seen.
-        self.anchor: tuple[float, int, int] | None = None
+        # Time, committed and log-end offset when the committed offset was last
+        # seen to change, or first seen (None: nothing seen yet). Three fields
+        # rather than a tuple, and the buckets in one array: there may be a
+        # meter per group partition.
+        self.at: float | None = None
+        self.at_committed = 0
+        self.at_end = 0
         # False until a change is seen: the first committed offset seen may be
         # arbitrarily old, so no span starts there.
         self.moved = False
-        self.buckets: list[list[float]] | None = None  # [time, busy seconds, messages]
+        self.buckets: array[float] | None = None  # (time, busy seconds, messages) triples
         self.open = 0.0  # seconds of the open span, while it has a backlog
         self.last_span = 0.0  # seconds of the last busy span closed
+
+    def start(self, t: float, committed: int, log_end: int) -> None:
+        """Begin at a change of the committed offset, as after observing one."""
+        self.at, self.at_committed, self.at_end = t, committed, log_end
+        self.moved = True
 
     def observe(
         self,
@@ -126,38 +135,44 @@ class BusyMeter:
         buckets: int = 12,
     ) -> None:
         """Record one poll's committed and log-end offsets."""
-        anchor = self.anchor
-        if anchor is not None and committed == anchor[1]:
-            busy = self.moved and anchor[2] - committed > allowed_lag
-            self.open = min(t - anchor[0], self.last_span) if busy else 0.0
+        start = self.at
+        start_committed, start_end = self.at_committed, self.at_end
+        if start is not None and committed == start_committed:
+            busy = self.moved and start_end - committed > allowed_lag
+            self.open = min(t - start, self.last_span) if busy else 0.0
             return
-        self.anchor = (t, committed, log_end)
+        self.at, self.at_committed, self.at_end = t, committed, log_end
         self.open = 0.0
-        moved, self.moved = self.moved, anchor is not None
-        if anchor is None or not moved or committed < anchor[1] or t <= anchor[0]:
+        moved, self.moved = self.moved, start is not None
+        if start is None or not moved or committed < start_committed or t <= start:
             return  # first sight, first change, or a rewind: measure from here
-        start, start_committed, start_end = anchor
         if start_end - committed <= allowed_lag:
             return  # caught up with what was there at the start: not busy
         self.last_span = t - start
         spans = self.buckets
         if spans is None:
-            spans = self.buckets = []
-        while spans and spans[0][0] < t - window:
-            del spans[0]
-        if spans and t - spans[-1][0] < window / buckets:
-            spans[-1][1] += t - start
-            spans[-1][2] += committed - start_committed
+            spans = self.buckets = array("d")
+        drop = 0
+        while drop < len(spans) and spans[drop] < t - window:
+            drop += 3
+        if drop:
+            del spans[:drop]
+        if spans and t - spans[-3] < window / buckets:
+            spans[-2] += t - start
+            spans[-1] += committed - start_committed
         else:
-            spans.append([t, t - start, float(committed - start_committed)])
+            spans.extend((t, t - start, committed - start_committed))
 
     def totals(self, now: float, horizon: float) -> tuple[float, float]:
         """(busy seconds, messages committed while busy) over the last `horizon` seconds."""
         seconds, messages = self.open, 0.0
-        for at, busy, count in self.buckets or ():
-            if at >= now - horizon:
-                seconds += busy
-                messages += count
+        spans = self.buckets
+        if spans:
+            since = now - horizon
+            for i in range(0, len(spans), 3):
+                if spans[i] >= since:
+                    seconds += spans[i + 1]
+                    messages += spans[i + 2]
         return seconds, messages
 
 
@@ -253,8 +268,7 @@ class CommitTrack:
                 # What BusyMeter.observe would hold after its first change: no
                 # span starts at the first offset seen, which may be ancient.
                 busy = self.busy = BusyMeter()
-                busy.anchor = (t, committed, log_end)
-                busy.moved = True
+                busy.start(t, committed, log_end)
 
     def rate(self, horizon: float) -> float | None:
         """Committed messages per second over the last `horizon` seconds."""
