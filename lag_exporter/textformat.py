@@ -193,14 +193,19 @@ class Family:
         for many series at once, about four times faster."""
         names = self.label_names
         bodies = labels.bodies(self.name, names, self._body)
-        o = self._open if names else f"{self._open} "
+        o = self._open
         c = "}" if names else ""
         lines = self._lines
+        low, high, no_floor = _PLAIN_MIN, _PLAIN_MAX, -math.inf
+        # format_value's common cases inline: ints as "42.0", finite floats
+        # below 10^6 as their repr; the rest through it.
         lines.extend(
             [
                 f"{o}{b}{c} {v}.0\n"
-                if type(v) is int and _PLAIN_MIN <= v < _PLAIN_MAX
-                else f"{o}{b}{c} {_value_text(v)}\n"
+                if type(v) is int and low <= v < high
+                else f"{o}{b}{c} {v!r}\n"
+                if type(v) is float and no_floor < v < high
+                else f"{o}{b}{c} {format_value(v)}\n"
                 for b, v in zip(bodies, values, strict=True)
                 if v is not None
             ]

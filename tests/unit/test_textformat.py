@@ -16,7 +16,7 @@ from prometheus_client.utils import floatToGoString
 
 from lag_exporter.metrics import Sink, families, render
 from lag_exporter.model import ClusterView
-from lag_exporter.textformat import Family, format_value, render_text
+from lag_exporter.textformat import Family, LabelRows, format_value, render_text
 
 from .factories import group, member, poll, view_of
 
@@ -93,6 +93,25 @@ def test_same_bytes_as_generate_latest(specs: list[Any]) -> None:
         ours.append(mine)
         theirs.append(ref)
     assert render_text(ours) == reference(theirs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(family_specs(), st.data())
+def test_columns_give_the_same_bytes_as_generate_latest(spec: Any, data: st.DataObject) -> None:
+    name, kind, doc, names, samples = spec
+    mine = Family(name, doc, names, kind)
+    ref = prometheus_family(name, doc, names, kind)
+    # Some values missing: no series for them.
+    present = [data.draw(st.booleans()) for _ in samples]
+    column = [value if keep else None for (_, value), keep in zip(samples, present, strict=True)]
+    shared = LabelRows([labels for labels, _ in samples])
+    mine.add_column(shared, column)
+    mine.add_column(shared, column)  # the same labels again: formatted once, reused
+    for _ in range(2):
+        for (labels, value), keep in zip(samples, present, strict=True):
+            if keep:
+                ref.add_metric(labels, value)
+    assert render_text([mine]) == reference([ref])
 
 
 @given(values)
