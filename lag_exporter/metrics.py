@@ -407,6 +407,9 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
         topic_labels,
     )
 
+    # The per-partition families are exposed or dropped together (granularity):
+    # when dropped, their label rows are not even built.
+    per_partition = lag is not _DROPPED
     for group in view.groups.values():
         g = [*base, group.group_id]
         state.add_metric([*g, group.state], 1)
@@ -439,35 +442,41 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
                     [*g, m.member_id, m.client_id, m.host], len(m.assignment)
                 )
         rows = group.partitions
-        labels = LabelRows([(*g, p.topic, str(p.partition)) for p in rows])
-        add_column(current, labels, [p.committed for p in rows])
-        add_column(lag, labels, [p.lag for p in rows])
-        add_column(lag_seconds, labels, [p.lag_seconds for p in rows])
-        add_column(
-            lower_bound,
-            labels,
-            [1 if p.lag_seconds_lower_bound and p.lag_seconds is not None else None for p in rows],
-        )
-        with_status = [p for p in rows if p.status is not None]
-        if with_status:
+        if per_partition:
+            labels = LabelRows([(*g, p.topic, str(p.partition)) for p in rows])
+            add_column(current, labels, [p.committed for p in rows])
+            add_column(lag, labels, [p.lag for p in rows])
+            add_column(lag_seconds, labels, [p.lag_seconds for p in rows])
             add_column(
-                status,
-                LabelRows([(*g, p.topic, str(p.partition), str(p.status)) for p in with_status]),
-                [STATUS_CODES[p.status] for p in with_status if p.status is not None],
+                lower_bound,
+                labels,
+                [
+                    1 if p.lag_seconds_lower_bound and p.lag_seconds is not None else None
+                    for p in rows
+                ],
             )
-        owned = [p for p in rows if p.member is not None]
-        if owned:
-            add_column(
-                assignment,
-                LabelRows(
-                    [
-                        (*g, p.topic, str(p.partition), o.member_id, o.client_id, o.host)
-                        for p in owned
-                        if (o := p.member) is not None
-                    ]
-                ),
-                [1] * len(owned),
-            )
+            with_status = [p for p in rows if p.status is not None]
+            if with_status:
+                add_column(
+                    status,
+                    LabelRows(
+                        [(*g, p.topic, str(p.partition), str(p.status)) for p in with_status]
+                    ),
+                    [STATUS_CODES[p.status] for p in with_status if p.status is not None],
+                )
+            owned = [p for p in rows if p.member is not None]
+            if owned:
+                add_column(
+                    assignment,
+                    LabelRows(
+                        [
+                            (*g, p.topic, str(p.partition), o.member_id, o.client_id, o.host)
+                            for p in owned
+                            if (o := p.member) is not None
+                        ]
+                    ),
+                    [1] * len(owned),
+                )
         sums: dict[str, list[int]] = {}
         for p in rows:
             per_topic = sums.get(p.topic)
