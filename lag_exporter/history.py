@@ -5,8 +5,9 @@
   an idle topic's history reaches far back without growing; at most
   `size` points are kept; offsets going backwards (topic re-created) reset it.
 - Per group and partition: a time window of (time, committed, lag) samples,
-  thinned to at most `samples` evenly spread points, plus when the committed
-  offset last moved. Status and consumption rates are computed from these.
+  thinned to at most `samples` evenly spread points (a flat run as its first
+  and last point), plus when the committed offset last moved and went back.
+  Status and consumption rates are computed from these.
 - Per group member and topic: the member's commit progress while it had a
   backlog, over all its partitions of the topic together (BusyMeter), from
   which the partitioning insight measures consumer capacity.

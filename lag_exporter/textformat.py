@@ -52,6 +52,8 @@ def escape_help(text: str) -> str:
 
 def format_value(value: float) -> str:
     """A sample value as prometheus_client prints it: 42 -> '42.0', 1234567 -> '1.234567e+06'."""
+    if type(value) is float and -math.inf < value < _PLAIN_MAX:
+        return repr(value)  # what floatToGoString gives finite floats below 1e6, faster
     if type(value) is int:
         if _PLAIN_MIN <= value < _PLAIN_MAX:
             return f"{value}.0"
@@ -60,13 +62,6 @@ def format_value(value: float) -> str:
             mantissa = f"{digits[0]}.{digits[1:]}".rstrip("0.")
             return f"{mantissa}e+{len(digits) - 1:02d}"
     return str(floatToGoString(value))  # type: ignore[no-untyped-call]
-
-
-def _value_text(value: float) -> str:
-    # Finite floats below 1e6 print as repr(): floatToGoString's common case, faster.
-    if type(value) is float and -math.inf < value < _PLAIN_MAX:
-        return repr(value)
-    return format_value(value)
 
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -182,7 +177,7 @@ class Family:
         if type(value) is int and _PLAIN_MIN <= value < _PLAIN_MAX:
             text = f"{value}.0"  # format_value's common case, without the call
         else:
-            text = _value_text(value)
+            text = format_value(value)
         lines = self._lines
         lines.append(f"{self._open}{body}}} {text}\n" if names else f"{self._open} {text}\n")
         if len(lines) >= _CHUNK_LINES:
