@@ -16,7 +16,7 @@ import yaml
 from lag_exporter.config import DEFAULT_LISTEN_ADDRESS, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+SCHEMA = ROOT / "tests" / "schemas" / "compose-spec.json"
 
 
 @pytest.fixture(scope="module")
