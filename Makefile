@@ -8,6 +8,8 @@ PY = $(VENV)/bin/python
 KAFKA_3_VERSION ?= 3.9.1
 CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py \
              tests/integration/test_recovery.py
+# What a newcomer meets first: the demo's start-up and the jar download.
+NEWCOMER_TESTS = tests/integration/test_newcomer.py
 
 .PHONY: demo test install install-system install-demo-system lint unit integration \
         integration-kafka3 core bench fresh-debian clean
@@ -53,10 +55,10 @@ integration-kafka3: install
 	LAG_EXPORTER_KAFKA_VERSION=$(KAFKA_3_VERSION) $(PY) -m localkafka fetch
 	LAG_EXPORTER_KAFKA_VERSION=$(KAFKA_3_VERSION) $(PY) -m pytest -q $(CORE_TESTS)
 
-# The core integration tests alone (what the Debian 12 part of CI runs).
+# The core and newcomer integration tests alone (what the Debian 12 part of CI runs).
 core: install
 	$(PY) -m localkafka fetch
-	$(PY) -m pytest -q $(CORE_TESTS)
+	$(PY) -m pytest -q $(CORE_TESTS) $(NEWCOMER_TESTS)
 
 test: install lint unit integration integration-kafka3
 

@@ -35,6 +35,7 @@ from .config import (
     parse_duration,
 )
 from .daemon import ClusterPoller, Daemon, Store
+from .kafka.probe import probe_cluster
 from .model import ClusterView
 from .plan import Run, plan_document, plan_text
 from .report import max_lag, table
@@ -49,6 +50,9 @@ EXIT_UNREACHABLE = 3
 COMMANDS = ("run", "check", "plan", "validate-config")
 # `plan` measures over a short run: it polls more often than the daemon.
 PLAN_POLL_INTERVAL = "5s"
+# `check` is run at a terminal and by scripts: an unreachable cluster should
+# fail it in seconds, not after the daemon's 30 s poll timeout.
+CHECK_TIMEOUT = "10s"
 
 
 def _common(parser: argparse.ArgumentParser, poll_default: str = "15s") -> None:
@@ -108,9 +112,15 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     check.add_argument("--format", choices=("table", "json"), default="table")
     check.add_argument(
         "--max-lag",
-        type=int,
+        type=_non_negative_int,
         metavar="N",
         help="exit with code 1 when any partition's lag exceeds N",
+    )
+    check.add_argument(
+        "--timeout",
+        default=CHECK_TIMEOUT,
+        metavar="DURATION",
+        help=f"give up on a cluster after this long, exit 3 (default {CHECK_TIMEOUT})",
     )
     plan = argparse.ArgumentParser(
         prog="lag-exporter plan",
@@ -135,6 +145,16 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         "--web.config.file", dest="web_config", metavar="FILE", help="also check this web config"
     )
     return {"run": run, "check": check, "plan": plan, "validate-config": validate}
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _top_usage() -> str:
@@ -202,34 +222,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration = parse_duration(args.duration, "--duration")
         else:
             settings = _settings(args)
+        if command == "check":
+            timeout = parse_duration(args.timeout, "--timeout")
         web = _web_config(args) if command == "run" else WebConfig()
     except ConfigError as exc:
         print(f"lag-exporter: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     logs.setup(settings.log_level, settings.log_format)
     if command == "check":
-        return _check(settings, args.format, args.max_lag)
+        return _check(settings, args.format, args.max_lag, timeout)
     if command == "plan":
         return _plan(settings, args.format, duration, interval)
     return _run(settings, web, args)
 
 
-def _check(settings: Settings, fmt: str, limit: int | None) -> int:
+def _check(settings: Settings, fmt: str, limit: int | None, timeout: float) -> int:
     store = Store([c.name for c in settings.clusters])
     views: list[ClusterView] = []
+    unreachable: list[str] = []
     for cluster in settings.clusters:
+        cluster = replace(cluster, poll_timeout=timeout)
+        probes = probe_cluster(cluster, timeout)
+        if not any(p.ok for p in probes):
+            # Said at once, in words: a full client would retry until the timeout.
+            for p in probes:
+                print(
+                    f"lag-exporter: cluster {cluster.name}: {p.address}: {p.reason}",
+                    file=sys.stderr,
+                )
+            unreachable.append(cluster.name)
+            continue
         poller = ClusterPoller(cluster, store, settings.max_staleness)
         try:
-            views.append(poller.poll_once())
+            view = poller.poll_once()
         finally:
             poller.collector.close()
+        if view.health.up:
+            views.append(view)
+        else:
+            unreachable.append(cluster.name)
     if fmt == "json":
         print(json.dumps(groups_document(views), indent=2))
     else:
         print(table(views), end="")
-    down = [v.cluster for v in views if not v.health.up]
-    if down:
-        print(f"lag-exporter: cannot reach cluster(s): {', '.join(down)}", file=sys.stderr)
+    if unreachable:
+        print(f"lag-exporter: cannot reach cluster(s): {', '.join(unreachable)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     if limit is not None and (worst := max_lag(views)) > limit:
         print(f"lag-exporter: max lag {worst} exceeds {limit}", file=sys.stderr)

@@ -263,6 +263,19 @@ def parse_duration(value: object, key: str) -> float:
     return seconds
 
 
+# Below this a poll cannot finish before the next is due on any real cluster, and
+# the exporter would only load Kafka.
+MIN_POLL_INTERVAL = 0.1
+
+
+def parse_poll_interval(value: object, key: str) -> float:
+    """A poll interval: a duration of at least 100 ms."""
+    seconds = parse_duration(value, key)
+    if seconds < MIN_POLL_INTERVAL:
+        raise ConfigError(f"{key}: at least 100ms, got {_short(value)}")
+    return seconds
+
+
 def _short(value: object, limit: int = 80) -> str:
     """repr() of a user's value, cut so that an error message stays one readable line."""
     text = repr(value)
@@ -384,6 +397,8 @@ def _kafka_settings(value: object, key: str) -> dict[str, str | int | bool | Sec
             out[k] = v
         elif k == "ssl.endpoint.identification.algorithm":
             out[k] = "" if v is None else str(v)
+        elif k == "bootstrap.servers":
+            out[k] = _bootstrap_servers(v, where)
         else:
             out[k] = _expect_str(v, where)
     if "bootstrap.servers" not in out:
@@ -407,6 +422,30 @@ def _kafka_settings(value: object, key: str) -> dict[str, str | int | bool | Sec
     return out
 
 
+_BOOTSTRAP_ENTRY = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def _bootstrap_servers(value: object, key: str) -> str:
+    """'host:port,host:port' checked entry by entry, so a typo fails here and not
+    as a connection error after the first poll timeout."""
+    text = _expect_str(value, key)
+    if not text:
+        raise ConfigError(f"{key}: empty; expected 'host:port[,host:port...]'")
+    if any(c.isspace() for c in text):
+        raise ConfigError(
+            f"{key}: contains spaces; expected 'host:port[,host:port...]' without spaces, "
+            f"got {_short(text)}"
+        )
+    for entry in text.split(","):
+        m = _BOOTSTRAP_ENTRY.match(entry)
+        if m is None or not 0 < int(m.group(1)) < 65536:
+            raise ConfigError(
+                f"{key}: {_short(entry)} is not host:port with a port from 1 to 65535 "
+                f"(e.g. 'broker1:9092,broker2:9092', '[::1]:9092')"
+            )
+    return text
+
+
 def _labels(value: object, key: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -417,9 +456,13 @@ def _labels(value: object, key: str) -> dict[str, str]:
             raise ConfigError(f"{key}.{name}: not a valid Prometheus label name")
         if name in RESERVED_LABELS:
             raise ConfigError(f"{key}.{name}: reserved, the exporter sets this label itself")
-        if not isinstance(v, str | int | float) or isinstance(v, bool):
-            raise ConfigError(f"{key}.{name}: expected a string value, got {_short(v)}")
-        out[name] = str(v)
+        # Numbers are refused rather than converted: YAML reads `version: 1.10`
+        # as 1.1, and a label value should be what the user wrote.
+        if not isinstance(v, str):
+            raise ConfigError(
+                f'{key}.{name}: expected a string value (quote it: {name}: "{v}"), got {_short(v)}'
+            )
+        out[name] = v
     return out
 
 
@@ -460,6 +503,21 @@ def _positive_int(value: object, key: str) -> int:
     return value
 
 
+# Lag in seconds interpolates between kept (time, log-end) points: fewer than
+# this cover only the last few polls, and most values would be lower bounds.
+MIN_HISTORY_SIZE = 10
+
+
+def _history_size(value: object, key: str) -> int:
+    size = _positive_int(value, key)
+    if size < MIN_HISTORY_SIZE:
+        raise ConfigError(
+            f"{key}: at least {MIN_HISTORY_SIZE} (lag in seconds is interpolated between "
+            f"the kept points), got {_short(value)}"
+        )
+    return size
+
+
 def _lag_seconds(value: object, key: str) -> LagSecondsConfig:
     if value is None:
         return LagSecondsConfig()
@@ -474,7 +532,7 @@ def _lag_seconds(value: object, key: str) -> LagSecondsConfig:
     else:
         exact_groups = NameFilter(allow=_compile_patterns(exact, f"{key}.exact"))
     return LagSecondsConfig(
-        history_size=_positive_int(mapping.get("history_size", 240), f"{key}.history_size"),
+        history_size=_history_size(mapping.get("history_size", 240), f"{key}.history_size"),
         exact_groups=exact_groups,
         exact_max_fetches=_positive_int(
             mapping.get("exact_max_fetches", 200), f"{key}.exact_max_fetches"
@@ -579,7 +637,7 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         groups=_name_filter(mapping.get("groups"), f"{key}.groups"),
         topics=_name_filter(mapping.get("topics"), f"{key}.topics"),
         labels=_labels(mapping.get("labels"), f"{key}.labels"),
-        poll_interval=parse_duration(mapping["poll_interval"], f"{key}.poll_interval")
+        poll_interval=parse_poll_interval(mapping["poll_interval"], f"{key}.poll_interval")
         if "poll_interval" in mapping
         else poll_interval,
         poll_timeout=parse_duration(mapping["poll_timeout"], f"{key}.poll_timeout")
@@ -660,9 +718,11 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
     mapping = _expect_mapping(document, "config") if document is not None else {}
     _check_keys(mapping, _TOP_KEYS, "")
     poll_interval = (
-        parse_duration(overrides.poll_interval, "--poll-interval")
+        parse_poll_interval(overrides.poll_interval, "--poll-interval")
         if overrides.poll_interval is not None
-        else parse_duration(mapping.get("poll_interval", DEFAULT_POLL_INTERVAL), "poll_interval")
+        else parse_poll_interval(
+            mapping.get("poll_interval", DEFAULT_POLL_INTERVAL), "poll_interval"
+        )
     )
     poll_timeout = parse_duration(mapping.get("poll_timeout", 30.0), "poll_timeout")
     max_staleness = parse_duration(mapping.get("max_staleness", 60.0), "max_staleness")
@@ -683,9 +743,8 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
             raise ConfigError(
                 "--bootstrap-servers: the config file already lists clusters; give one or the other"
             )
-        kafka = _kafka_settings(
-            {"bootstrap.servers": overrides.bootstrap_servers}, "--bootstrap-servers"
-        )
+        servers = _bootstrap_servers(overrides.bootstrap_servers, "--bootstrap-servers")
+        kafka = _kafka_settings({"bootstrap.servers": servers}, "--bootstrap-servers")
         clusters.append(
             ClusterConfig("default", kafka, poll_interval=poll_interval, poll_timeout=poll_timeout)
         )

@@ -295,7 +295,12 @@ class ClusterPoller:
         name = self.cluster.name
         if poll.reached != self._was_up:
             if poll.reached:
-                log.info("cluster %s: up (%d brokers)", name, poll.brokers)
+                log.info(
+                    "cluster %s: up (%d %s)",
+                    name,
+                    poll.brokers,
+                    "broker" if poll.brokers == 1 else "brokers",
+                )
             else:
                 log.warning(
                     "cluster %s: down: %s (%s); retrying with backoff up to %gs",

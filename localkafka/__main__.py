@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "fetch":
         started = time.monotonic()
-        lib = ensure_jars(version)
+        lib = ensure_jars(version, report=lambda line: print(line, flush=True))
         print(f"Kafka {version} jars in {lib} ({time.monotonic() - started:.1f} s)", flush=True)
         return 0
 

@@ -38,6 +38,7 @@ __all__ = [
     "KafkaBroker",
     "consumer_groups_describe_all",
     "ensure_jars",
+    "jars_cached",
     "kafka_version",
     "run_tool",
     "start_java_process",
@@ -198,21 +199,35 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure_jars(version: str | None = None) -> Path:
+def jars_cached(version: str | None = None) -> bool:
+    """Whether Kafka ``version``'s jars are already downloaded (no Maven run needed)."""
+    vdir = _version_dir(version or kafka_version())
+    return (vdir / _MARKER).is_file() and (vdir / "lib").is_dir()
+
+
+def ensure_jars(version: str | None = None, report: Callable[[str], None] | None = None) -> Path:
     """Download Kafka ``version``'s runtime classpath once; return its ``lib`` dir.
 
     The jars land in ``$LAG_EXPORTER_KAFKA_CACHE/kafka-<version>/lib`` (default
     cache ``~/.cache/lag-exporter``). A marker written after a complete download
-    makes later calls return at once without running Maven.
+    makes later calls return at once without running Maven. ``report`` is told,
+    only when jars are actually fetched, that a download starts and how large
+    it was.
     """
     version = version or kafka_version()
     vdir = _version_dir(version)
     lib = vdir / "lib"
-    if (vdir / _MARKER).is_file() and lib.is_dir():
+    if jars_cached(version):
         return lib
     with _file_lock(vdir.parent / f".kafka-{version}.lock"):
-        if (vdir / _MARKER).is_file() and lib.is_dir():
+        if jars_cached(version):
             return lib  # another process finished it while we waited
+        started = time.monotonic()
+        if report is not None:
+            report(
+                f"first use of Kafka {version}: fetching its jars from Maven Central "
+                f"into {vdir} (once)"
+            )
         vdir.mkdir(parents=True, exist_ok=True)
         staging = vdir / "lib.partial"
         shutil.rmtree(staging, ignore_errors=True)
@@ -228,8 +243,14 @@ def ensure_jars(version: str | None = None) -> Path:
         )
         _add_slf4j_binding(staging, vdir)
         staging.rename(lib)
-        jars = sorted(p.name for p in lib.glob("*.jar"))
-        (vdir / _MARKER).write_text("\n".join(jars) + "\n", encoding="utf-8")
+        jars = sorted(lib.glob("*.jar"))
+        (vdir / _MARKER).write_text("\n".join(p.name for p in jars) + "\n", encoding="utf-8")
+        if report is not None:
+            size = sum(p.stat().st_size for p in jars)
+            report(
+                f"Kafka {version}: {len(jars)} jars, {size / 1e6:.0f} MB, fetched in "
+                f"{time.monotonic() - started:.0f} s"
+            )
     return lib
 
 
