@@ -37,20 +37,23 @@ class Authority:
     key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     directory: Path
+    # False: certificates as older tools made them, without key identifiers,
+    # which Python 3.13's strict verification refuses.
+    key_identifiers: bool = True
 
     def issue(self, common_name: str, *, server: bool = False) -> Issued:
         """A certificate signed by this CA; server ones are valid for 127.0.0.1 and localhost."""
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            _base(common_name, key, self.certificate.subject)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
+        builder = _base(common_name, key, self.certificate.subject, self.key_identifiers)
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if self.key_identifiers:
+            builder = builder.add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            ).add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
             )
-        )
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
@@ -78,47 +81,53 @@ class Authority:
 
 
 def _base(
-    common_name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name
+    common_name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    key_identifiers: bool = True,
 ) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
     )
+    if key_identifiers:
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+    return builder
 
 
-def authority(directory: Path, name: str) -> Authority:
+def authority(directory: Path, name: str, key_identifiers: bool = True) -> Authority:
     """A new self-signed CA whose certificate is written to `directory/name-ca.crt`."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
-    cert = (
-        _base(f"{name} test CA", key, subject)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
+    builder = _base(f"{name} test CA", key, subject, key_identifiers).add_extension(
+        x509.BasicConstraints(ca=True, path_length=None), critical=True
+    )
+    if key_identifiers:
+        builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
         )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    cert = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=True,
+            crl_sign=True,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    ).sign(key, hashes.SHA256())
     path = directory / f"{name}-ca.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return Authority(name, path, key, cert, directory)
+    return Authority(name, path, key, cert, directory, key_identifiers)

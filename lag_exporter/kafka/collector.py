@@ -96,6 +96,28 @@ _HINTS = {
 }
 
 
+# Python 3.13 verifies certificates strictly (VERIFY_X509_STRICT): a private CA
+# made without these extensions is refused although older Pythons accepted it.
+_STRICT_X509_FAILURES = (
+    "Missing Authority Key Identifier",
+    "Missing Subject Key Identifier",
+    "Basic Constraints of CA cert not marked critical",
+    "CA cert does not include key usage extension",
+)
+_STRICT_X509_HINT = (
+    " (this Python verifies certificates strictly: re-issue the broker's certificate"
+    " and its CA with subject and authority key identifiers and a critical"
+    " basicConstraints extension on the CA)"
+)
+
+
+def _hint(kind: ErrorKind, text: str) -> str:
+    """What the user can do about an error of this kind, for the log."""
+    if kind is ErrorKind.TLS and any(f in text for f in _STRICT_X509_FAILURES):
+        return _STRICT_X509_HINT
+    return _HINTS.get(kind, "")
+
+
 class PollTimeout(Exception):
     """The poll ran out of its time budget."""
 
@@ -211,7 +233,7 @@ class Collector:
                 "cluster %s: cannot connect: %s%s",
                 self.cluster.name,
                 _describe(exc),
-                _HINTS.get(kind, ""),
+                _hint(kind, _describe(exc)),
             )
             return _unreached(
                 self.cluster.name,
