@@ -621,7 +621,15 @@ def _insight(value: object, key: str) -> InsightConfig:
     )
 
 
-def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float) -> ClusterConfig:
+def _cluster(
+    value: object,
+    key: str,
+    poll_interval: float,
+    poll_timeout: float,
+    interval_overridden: bool = False,
+) -> ClusterConfig:
+    """One entry of `clusters`; `interval_overridden`: a flag or the environment set the
+    poll interval, which then beats the file's, per cluster too."""
     mapping = _expect_mapping(value, key)
     _check_keys(mapping, _CLUSTER_KEYS, key)
     if "name" not in mapping:
@@ -638,7 +646,7 @@ def _cluster(value: object, key: str, poll_interval: float, poll_timeout: float)
         topics=_name_filter(mapping.get("topics"), f"{key}.topics"),
         labels=_labels(mapping.get("labels"), f"{key}.labels"),
         poll_interval=parse_poll_interval(mapping["poll_interval"], f"{key}.poll_interval")
-        if "poll_interval" in mapping
+        if "poll_interval" in mapping and not interval_overridden
         else poll_interval,
         poll_timeout=parse_duration(mapping["poll_timeout"], f"{key}.poll_timeout")
         if "poll_timeout" in mapping
@@ -737,7 +745,15 @@ def parse_settings(document: object, overrides: Overrides = Overrides()) -> Sett
         if not isinstance(raw_clusters, list) or not raw_clusters:
             raise ConfigError("clusters: expected a non-empty list of clusters")
         for i, raw in enumerate(raw_clusters):
-            clusters.append(_cluster(raw, f"clusters[{i}]", poll_interval, poll_timeout))
+            clusters.append(
+                _cluster(
+                    raw,
+                    f"clusters[{i}]",
+                    poll_interval,
+                    poll_timeout,
+                    interval_overridden=overrides.poll_interval is not None,
+                )
+            )
     if overrides.bootstrap_servers is not None:
         if clusters:
             raise ConfigError(

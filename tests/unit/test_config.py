@@ -65,6 +65,28 @@ def test_flag_beats_environment_beats_file() -> None:
     assert settings.log_level == "debug"
 
 
+def test_poll_interval_precedence_per_level_with_a_cluster_value() -> None:
+    """flags > environment > the cluster's entry > the file's top level > default."""
+    document = {
+        "poll_interval": "20s",
+        "clusters": [
+            {"name": "a", "poll_interval": "30s", "kafka": {"bootstrap.servers": "a:9092"}},
+            {"name": "b", "kafka": {"bootstrap.servers": "b:9092"}},
+        ],
+    }
+    env = Overrides.from_env({"LAG_EXPORTER_POLL_INTERVAL": "7s"})
+    flags = Overrides(poll_interval="3s")
+
+    def intervals(overrides: Overrides, doc: dict[str, object] = document) -> list[float]:
+        return [c.poll_interval for c in parse_settings(doc, overrides).clusters]
+
+    assert intervals(flags.over(env)) == [3.0, 3.0]
+    assert intervals(Overrides().over(env)) == [7.0, 7.0]
+    assert intervals(Overrides()) == [30.0, 20.0]
+    without_top = {"clusters": document["clusters"]}
+    assert intervals(Overrides(), without_top) == [30.0, 15.0]
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
