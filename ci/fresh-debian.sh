@@ -11,9 +11,10 @@
 #
 # The clone is of the committed HEAD: commit first. The base root is made once
 # with debootstrap (minbase) and cached; every run works on a new copy of it, and
-# the copy and its mounts are removed however the run ends. The host's CA bundle,
-# resolver and pip configuration are copied in, so the package registries are
-# reached the way they are on the host; the root keeps its own apt sources.
+# the copy and its mounts are removed however the run ends. The host's CA bundle
+# and local CAs, resolver and pip configuration are copied in, so the package
+# registries are reached the way they are on the host; the root keeps its own
+# apt sources.
 set -u
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel) || exit 2
 cmd=${1:-make test}
@@ -61,6 +62,14 @@ trap 'exit 130' INT TERM
 
 cp -a "$base"/. "$root"/
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+# CAs the host trusts beyond Debian's (a registry proxy's, say) are added the
+# Debian way too, so that Java's trust store (made from them when the JRE is
+# installed) reaches the registries as the host does.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  local_cas=1
+fi
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
 for f in /etc/pip.conf; do
   [ -f "$f" ] && mkdir -p "$root$(dirname "$f")" && cp "$f" "$root$f"
@@ -71,6 +80,7 @@ done
 git clone -q "$repo" "$root/root/project" || exit 1
 for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m" || exit 1; done
 
+[ -n "${local_cas:-}" ] && chroot "$root" update-ca-certificates >/dev/null 2>&1
 start=$(date +%s)
 chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI="${CI:-}" TERM=dumb \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
