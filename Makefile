@@ -44,7 +44,7 @@ lint: $(VENV)/.stamp
 	$(PY) -m mypy
 	$(PY) grafana/generate_dashboard.py --check
 
-unit: $(VENV)/.stamp
+unit: install
 	$(PY) -m pytest -q tests/unit
 
 integration: install

@@ -53,6 +53,7 @@ flock 9
 flock -u 9
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/fresh-debian-$suite.XXXX")
+chmod 755 "$root"  # mktemp makes it 0700: other users could not enter /
 cleanup() {
   for m in dev/pts dev sys proc; do umount -l "$root/$m" 2>/dev/null; done
   rm -rf --one-file-system "$root"

@@ -116,8 +116,9 @@ def test_check_says_connection_refused_at_once() -> None:
     elapsed = time.monotonic() - started
     assert result.returncode == 3, result.stderr
     assert "connection refused" in result.stderr
-    # Not the 30 s of a client retrying until its bootstrap timeout.
-    assert elapsed < 8, elapsed
+    # Not the 30 s of a client retrying until its bootstrap timeout (the bound is
+    # loose: a loaded machine may take seconds just to start Python).
+    assert elapsed < 20, elapsed
 
 
 @pytest.fixture
@@ -168,7 +169,7 @@ def test_check_says_not_a_kafka_broker(not_kafka: tuple[int, int]) -> None:
     elapsed = time.monotonic() - started
     assert result.returncode == 3
     assert "not a Kafka broker" in result.stderr and "within 2s" in result.stderr
-    assert elapsed < 8, elapsed
+    assert elapsed < 20, elapsed
 
 
 def test_demo_refuses_a_busy_port_before_starting_kafka() -> None:
