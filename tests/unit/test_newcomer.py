@@ -189,7 +189,7 @@ def test_demo_refuses_a_busy_port_before_starting_kafka() -> None:
     assert f"port {port}" in result.stderr and "LAG_EXPORTER_LISTEN_ADDRESS" in result.stderr
     assert "Traceback" not in result.stderr
     assert "starting a local Kafka" not in result.stdout + result.stderr
-    assert time.monotonic() - started < 10  # no broker was started meanwhile
+    assert time.monotonic() - started < 20  # no broker was started meanwhile
 
 
 def test_example_config_validates_with_the_variables_its_first_line_names() -> None:
