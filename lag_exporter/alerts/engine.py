@@ -8,10 +8,18 @@ Prometheus' semantics, per rule and matching series:
     firing   -> resolved  it became false, or its series is gone (group, topic or
                           partition no longer exists)
 
+With `keep_firing_for` (as in Prometheus) a firing alert whose condition
+turned false keeps firing until it has stayed false that long; the
+condition turning true again meanwhile continues the same alert.
+
 What a poll could not see keeps its state: a stale series, a series whose
-value could not be computed, or a missing series whose absence may be the
-poll's fault (cluster down, an error naming its group or topic, or an error
-that could hide anything) neither fires nor resolves anything.
+value could not be computed, a value that is only a lower bound and does
+not meet the condition (lag in seconds older than the history: the real
+value may be higher), or a missing series whose absence may be the poll's
+fault (cluster down, an error naming its group or topic, or an error that
+could hide anything) neither fires nor resolves anything. A firing alert
+kept that way is still reminded every repeat interval, so a receiver that
+expires silent alerts (Alertmanager) does not resolve it during an outage.
 
 Notifications are decided here too, so that "exactly once per change" is a
 property of a pure function: a firing alert is announced to each of its
@@ -48,6 +56,7 @@ class Change(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
     INACTIVE = "inactive"  # was pending, condition false again before `for` elapsed
+    KEPT = "kept"  # firing, condition false, kept firing for `keep_firing_for`
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,8 @@ class Alert:
     threshold: Value
     # notifier -> when it was last sent a firing notification for this alert
     sent: Mapping[str, float] = field(default_factory=dict)
+    # firing, condition false since then, kept firing for `keep_firing_for`
+    cleared_at: float | None = None
 
     @property
     def key(self) -> AlertKey:
@@ -130,11 +141,11 @@ def evaluate(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for rule in rules:
-        series: dict[Labels, tuple[Value | None, bool]] = {}
+        series: dict[Labels, tuple[Value | None, bool, bool]] = {}
         if rule.clusters.matches(view.cluster):
             series = _selected_series(rule, view)
 
-        for identity, (value, stale) in series.items():
+        for identity, (value, stale, lower_bound) in series.items():
             key = (rule.name, identity)
             alert = new.get(key)
             if stale or value is None:
@@ -144,19 +155,34 @@ def evaluate(
                 if alert.phase is Phase.FIRING:
                     alert = _send_due(rule, alert, now, repeat_intervals, notifications)
                 new[key] = alert
-            elif alert is not None:
-                del new[key]
-                _end(alert, now, value, "condition no longer true", transitions, notifications)
+            elif alert is not None and not lower_bound:
+                # A lower bound that misses the condition says nothing: the
+                # real value may well meet it.
+                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, value, "condition no longer true", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
 
+        if not rule.clusters.matches(view.cluster):
+            continue
         for key, alert in state.items():
-            if (
-                alert.rule == rule.name
-                and alert.label("cluster") == view.cluster
-                and alert.identity not in series
-                and _absence_is_real(view, alert)
-            ):
-                del new[key]
-                _end(alert, now, None, "series gone", transitions, notifications)
+            if alert.rule != rule.name or alert.label("cluster") != view.cluster:
+                continue
+            seen = series.get(alert.identity)
+            if seen is None and _absence_is_real(view, alert):
+                kept = _clear(rule, alert, now, None, "series gone", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, None, "series gone", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+            elif alert.phase is Phase.FIRING and new.get(key) is alert:
+                # Untouched by this poll (unseen, stale, or only a lower bound):
+                # still firing, so keep reminding; a receiver must not take
+                # silence for a resolve.
+                new[key] = _send_due(rule, alert, now, repeat_intervals, notifications)
     return Evaluation(new, transitions, notifications)
 
 
@@ -172,8 +198,10 @@ def _memo(match: Callable[[str], bool]) -> Callable[[str], bool]:
     return cached
 
 
-def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value | None, bool]]:
-    """The rule's series in this view: identity (cluster first) -> (value, stale)."""
+def _selected_series(
+    rule: Rule, view: ClusterView
+) -> dict[Labels, tuple[Value | None, bool, bool]]:
+    """The rule's series in this view: identity (cluster first) -> (value, stale, lower bound)."""
     measure = MEASURES[rule.metric]
     # A large cluster has hundreds of thousands of partition series per poll,
     # but names repeat (a group has many partitions): match each name once.
@@ -187,14 +215,14 @@ def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value 
     if rule.topics.is_empty:
         topic_at = None
     cluster = ("cluster", view.cluster)
-    out: dict[Labels, tuple[Value | None, bool]] = {}
+    out: dict[Labels, tuple[Value | None, bool, bool]] = {}
     for s in measure.extract(view):
         labels = s.labels
         if group_at is not None and not group_ok(labels[group_at][1]):
             continue
         if topic_at is not None and not topic_ok(labels[topic_at][1]):
             continue
-        out[(cluster, *labels)] = (s.value, s.stale)
+        out[(cluster, *labels)] = (s.value, s.stale, s.lower_bound)
     return out
 
 
@@ -265,6 +293,7 @@ def _active(
             # A rule edited across a restart compares with its new threshold.
             op=rule.op,
             threshold=rule.threshold,
+            cleared_at=None,
         )
     if alert.phase is Phase.PENDING and now - alert.active_since >= rule.for_seconds:
         alert = replace(alert, phase=Phase.FIRING, fired_at=now)
@@ -296,6 +325,30 @@ def _send_due(
         for notifier, last in due
     )
     return alert
+
+
+def _clear(
+    rule: Rule,
+    alert: Alert,
+    now: float,
+    value: Value | None,
+    reason: str,
+    transitions: list[Transition],
+) -> Alert | None:
+    """A firing alert whose condition is false: the alert kept firing under
+    `keep_firing_for`, or None when it ends now (a pending one ends at once)."""
+    if alert.phase is not Phase.FIRING or rule.keep_firing_for <= 0:
+        return None
+    since = alert.cleared_at if alert.cleared_at is not None else now
+    if now - since >= rule.keep_firing_for:
+        return None
+    if alert.cleared_at is None:
+        why = f"{reason}; kept firing for {rule.keep_firing_for:g}s"
+        transitions.append(Transition(alert, Change.KEPT, now, why))
+    kept = replace(alert, cleared_at=since)
+    if value is not None:
+        kept = replace(kept, value=value, evaluated_at=now)
+    return kept
 
 
 def _end(

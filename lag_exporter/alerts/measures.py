@@ -29,6 +29,7 @@ class Series:
     labels: Labels  # the measure's labels, in the measure's order (cluster not included)
     value: Value | None  # None: the series exists but its value is unknown this poll
     stale: bool  # carried over from an earlier poll
+    lower_bound: bool = False  # the real value is at least this (lag older than the history)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,10 +101,7 @@ def test_consumer_stops_one_firing_then_catches_up_one_resolved(
         assert receiver.received()[0].path == "/alerts"
 
     s = exporter.metrics()
-    assert (
-        value(s, "lag_exporter_alert_notifications_total", notifier="hook", outcome="delivered")
-        == 2
-    )
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="delivered") == 2
     assert value(s, "lag_exporter_alerts", rule="BillingBehind", state="firing") == 0
     log = exporter.log()
     assert log.count("alert BillingBehind firing:") == 1
@@ -127,12 +124,11 @@ def test_receiver_answering_503_still_gets_the_notification(
         exporter.wait_polls(2)
         assert states(receiver) == ["firing"]
     s = exporter.metrics()
-    assert value(s, "lag_exporter_alert_notification_retries_total", notifier="hook") == 3
-    assert (
-        value(s, "lag_exporter_alert_notifications_total", notifier="hook", outcome="delivered")
-        == 1
-    )
-    assert "attempt 1/5 failed (HTTP 503), retrying in 0.2s" in exporter.log()
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="retried") == 3
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="delivered") == 1
+    assert value(s, "lag_exporter_notification_queue_length", notifier="hook") == 0
+    assert value(s, "lag_exporter_notifications_failing", notifier="hook") == 0
+    assert "attempt 1 failed (HTTP 503), retrying in 0.2s" in exporter.log()
 
 
 def test_state_file_survives_restarts(
@@ -270,7 +266,7 @@ def test_real_alertmanager_lists_the_alert_while_it_fires(
     exporter.wait_polls(3)
     assert alertmanager_alerts(alertmanager, name) == []  # and nothing re-fires it
     s = exporter.metrics()
-    delivered = {"notifier": "am", "outcome": "delivered"}
+    delivered = {"notifier": "am", "result": "delivered"}
     # Firing, resolved, and a reminder if the test ran past the 1-minute repeat interval.
-    assert (value(s, "lag_exporter_alert_notifications_total", **delivered) or 0) >= 2
-    assert value(s, "lag_exporter_alert_notifications_total", notifier="am", outcome="failed") == 0
+    assert (value(s, "lag_exporter_notifications_total", **delivered) or 0) >= 2
+    assert value(s, "lag_exporter_notifications_total", notifier="am", result="failed") == 0

@@ -323,7 +323,7 @@ def test_restart_from_state_file_no_second_firing_and_no_lost_resolve(tmp_path: 
     state_file.save(path, first.state, T0 + 30)
 
     # Restarted while still behind: no second firing notification.
-    again = Run([r], state=state_file.load(path))
+    again = Run([r], state=state_file.load(path).alerts)
     again.step(lag_poll(T0 + 120, 600))
     assert again.notifications == [] and again.phases() == ["firing"]
     # Still remembers when the hook was last told, so the reminder comes on time.
@@ -331,7 +331,7 @@ def test_restart_from_state_file_no_second_firing_and_no_lost_resolve(tmp_path: 
     assert again.sent() == [(T0 + 3630, "hook", "firing", True)]
 
     # Restarted after the consumer caught up while the exporter was down.
-    later = Run([r], state=state_file.load(path))
+    later = Run([r], state=state_file.load(path).alerts)
     later.step(lag_poll(T0 + 300, 0))
     assert later.sent() == [(T0 + 300, "hook", "resolved", False)]
     (resolved,) = later.notifications
@@ -344,7 +344,7 @@ def test_restart_keeps_pending_for_counting(tmp_path: Path) -> None:
     first = Run([r])
     first.step(lag_poll(T0, 500))
     state_file.save(path, first.state, T0)
-    again = Run([r], state=state_file.load(path))
+    again = Run([r], state=state_file.load(path).alerts)
     again.step(lag_poll(T0 + 60, 500))
     assert again.phases() == ["firing"]
 
@@ -354,8 +354,8 @@ def test_state_file_round_trip_is_exact(tmp_path: Path) -> None:
     run.step(lag_poll(T0, 500, 30))
     path = tmp_path / "s.json"
     state_file.save(path, run.state, T0)
-    assert state_file.load(path) == run.state
-    assert state_file.load(tmp_path / "missing.json") == {}
+    assert state_file.load(path).alerts == run.state
+    assert state_file.load(tmp_path / "missing.json").alerts == {}
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(state_file.StateFileError, match="not valid"):
         state_file.load(tmp_path / "bad.json")
@@ -422,6 +422,10 @@ def test_engine_matches_reference_model(
         # A long outage would age the view out; keep it young so only `reached` matters.
         run.step(down(t) if lag is None else lag_poll(t, lag), max_staleness=1e9)
         if lag is None:
+            # Unseen: nothing changes, but a firing alert is still reminded.
+            if model_phase == "firing" and t - last_sent >= repeat:
+                last_sent = t
+                expected.append((t, "firing", True))
             continue
         if lag > 100:
             if model_phase is None:
@@ -446,7 +450,7 @@ def test_engine_matches_reference_model(
 
 def test_phase_and_change_names_are_the_documented_ones() -> None:
     assert [str(p) for p in Phase] == ["pending", "firing"]
-    assert {str(c) for c in Change} == {"pending", "firing", "resolved", "inactive"}
+    assert {str(c) for c in Change} == {"pending", "firing", "resolved", "inactive", "kept"}
     assert alerting().rules == ()
 
 
@@ -488,12 +492,14 @@ def test_rules_on_lag_seconds_and_status() -> None:
             "op": "==",
             "threshold": "STOP",
             "notifiers": ["hook"],
+            "for": 0,
         },
         {
             "name": "group-err",
             "metric": "group_status",
             "op": "==",
             "threshold": "ERR",
+            "for": 0,
             "notifiers": ["hook"],
         },
     ).rules

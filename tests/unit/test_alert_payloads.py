@@ -137,7 +137,15 @@ def test_slack_message_reads_well() -> None:
 def snapshot() -> AlertsSnapshot:
     run = Run([rule(**{"for": "1m"}), rule(name="sum", metric="lag_sum")])
     run.step(lag_poll(T0, 500, 50))
-    stats = NotifierStats({"delivered": 3, "failed": 1}, retries=2, queued=0)
+    firing = next(a for a in run.state.values() if a.rule == "sum")
+    stats = NotifierStats(
+        {"delivered": 3, "failed": 1, "retried": 2},
+        queued=1,
+        oldest_queued_age=12.5,
+        failing=True,
+        told={},
+        pending={firing.key: ("firing", T0, 2)},
+    )
     return AlertsSnapshot(
         alerts=tuple(run.state.values()),
         rules=("behind", "sum", "quiet"),
@@ -163,14 +171,37 @@ def test_alert_metrics_by_rule_state_and_notifier_outcome() -> None:
     assert samples[("lag_exporter_alerts", (("rule", "behind"), ("state", "pending")))] == 1
     assert samples[("lag_exporter_alerts", (("rule", "sum"), ("state", "firing")))] == 1
     assert samples[("lag_exporter_alerts", (("rule", "quiet"), ("state", "firing")))] == 0
-    key = ("lag_exporter_alert_notifications_total", (("notifier", "hook"), ("outcome", "failed")))
-    assert samples[key] == 1
-    dropped = (
-        "lag_exporter_alert_notifications_total",
-        (("notifier", "hook"), ("outcome", "dropped")),
-    )
-    assert samples[dropped] == 0
-    assert samples[("lag_exporter_alert_notification_retries_total", (("notifier", "hook"),))] == 2
+
+    def result(name: str) -> float:
+        key = (("notifier", "hook"), ("result", name))
+        return samples[("lag_exporter_notifications_total", key)]
+
+    assert [result(r) for r in ("delivered", "retried", "failed", "dropped_after_horizon")] == [
+        3,
+        2,
+        1,
+        0,
+    ]
+    hook = (("notifier", "hook"),)
+    assert samples[("lag_exporter_notification_queue_length", hook)] == 1
+    assert samples[("lag_exporter_notification_oldest_queued_age_seconds", hook)] == 12.5
+    assert samples[("lag_exporter_notifications_failing", hook)] == 1
+
+
+def test_alerts_api_says_which_notifiers_were_told_and_which_wait() -> None:
+    snap = snapshot()
+    doc = json.loads(render_alerts(snap))
+    by_rule = {a["rule"]: a for a in doc["alerts"]}
+    assert by_rule["sum"]["pending_notifications"] == {
+        "hook": {"state": "firing", "queued_at": rfc3339(T0), "attempts": 2}
+    }
+    assert by_rule["sum"]["notified"] == {}
+    assert by_rule["sum"]["startsAt"] == rfc3339(T0)
+    told = NotifierStats(told={next(a for a in snap.alerts if a.rule == "sum").key: T0 + 1})
+    doc = json.loads(render_alerts(AlertsSnapshot(snap.alerts, snap.rules, {"hook": told})))
+    by_rule = {a["rule"]: a for a in doc["alerts"]}
+    assert by_rule["sum"]["notified"] == {"hook": rfc3339(T0 + 1)}
+    assert by_rule["sum"]["pending_notifications"] == {}
 
 
 def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
@@ -204,4 +235,4 @@ def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
     assert b"kafka_consumergroup_lag{" in text
     assert json.loads(render_alerts(None)) == {"alerts": []}
     # The firing alert was queued for both notifiers (not started here: nothing sent).
-    assert b'lag_exporter_alert_notification_queue_length{notifier="hook"} 1.0' in text
+    assert b'lag_exporter_notification_queue_length{notifier="hook"} 1.0' in text
