@@ -526,3 +526,130 @@ def test_rules_on_lag_seconds_and_status() -> None:
 def test_status_rules_need_a_word_and_an_equality() -> None:
     with pytest.raises(ConfigError):
         alerting({"name": "x", "metric": "status", "op": ">", "threshold": "STOP"})
+
+
+def test_keep_firing_for_holds_a_firing_alert_through_a_dip() -> None:
+    run = Run([rule(keep_firing_for="60s")])
+    run.step(lag_poll(T0, 500))
+    run.step(lag_poll(T0 + 1, 50))  # a burst consumed: condition false
+    assert changes(run) == ["kept"] and run.phases() == ["firing"]
+    run.step(lag_poll(T0 + 2, 500))  # back above: the same alert, no new page
+    run.step(lag_poll(T0 + 30, 50))
+    run.step(lag_poll(T0 + 89.9, 50))
+    assert run.phases() == ["firing"]
+    run.step(lag_poll(T0 + 90, 50))  # false for the whole 60 s: resolved now, once
+    assert changes(run) == ["resolved"]
+    assert [(at, status) for at, _, status, _ in run.sent()] == [
+        (T0, "firing"),
+        (T0 + 90, "resolved"),
+    ]
+
+
+def test_keep_firing_for_does_not_delay_a_pending_alert_going_inactive() -> None:
+    run = Run([rule(**{"for": "30s", "keep_firing_for": "60s"})])
+    run.step(lag_poll(T0, 500))
+    run.step(lag_poll(T0 + 10, 50))
+    assert changes(run) == ["inactive"] and run.state == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.5, 20), st.booleans()), min_size=1, max_size=40))
+def test_keep_firing_for_resolves_only_after_that_long_false(
+    steps: list[tuple[float, bool]],
+) -> None:
+    run = Run([rule(keep_firing_for="30s")])
+    t, false_since, firing = T0, None, False
+    for dt, above in steps:
+        t += dt
+        run.step(lag_poll(t, 500 if above else 5))
+        if above:
+            firing, false_since = True, None
+        elif firing:
+            false_since = t if false_since is None else false_since
+            if t - false_since >= 30:
+                firing, false_since = False, None
+        assert run.phases() == (["firing"] if firing else [])
+    firsts = [status for _, _, status, repeat in run.sent() if not repeat]
+    assert all(a != b for a, b in pairwise(firsts))
+
+
+def test_status_rules_default_to_for_2m_and_keep_firing_for_10m() -> None:
+    (status, lag) = alerting(
+        {"name": "s", "metric": "group_status", "op": "==", "threshold": "ERR"},
+        {"name": "l", "metric": "lag", "threshold": 1},
+    ).rules
+    assert (status.for_seconds, status.keep_firing_for) == (120.0, 600.0)
+    assert (lag.for_seconds, lag.keep_firing_for) == (0.0, 0.0)
+    explicit = rule(metric="status", op="==", threshold="STOP", **{"for": 0}, keep_firing_for=0)
+    assert (explicit.for_seconds, explicit.keep_firing_for) == (0.0, 0.0)
+
+
+def test_firing_alert_unseen_during_an_outage_is_still_reminded() -> None:
+    """Repeats go on while the cluster is unreachable, so Alertmanager (which
+    ends an alert not re-sent before its endsAt) does not resolve it."""
+    run = Run([rule(notifiers=["am"])], repeat={"am": 60.0})
+    run.step(lag_poll(T0, 500))
+    for i in range(1, 11):  # 5 minutes unreachable, polled every 30 s
+        run.step(down(T0 + 30 * i), max_staleness=60)
+    assert run.view is not None and run.view.groups == {}
+    assert run.phases() == ["firing"]
+    assert [(at - T0, repeat) for at, _, _, repeat in run.sent()] == [
+        (0, False),
+        (60, True),
+        (120, True),
+        (180, True),
+        (240, True),
+        (300, True),
+    ]
+    run.step(lag_poll(T0 + 330, 5))  # back, and really caught up: resolved
+    assert changes(run) == ["resolved"]
+
+
+def test_a_lower_bound_below_the_threshold_resolves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections.abc import Iterator
+
+    from lag_exporter.alerts.measures import Measure, Series
+
+    values = {"v": (500.0, False)}
+
+    def extract(view: object) -> Iterator[Series]:
+        value, bound = values["v"]
+        yield Series((("consumergroup", "g"),), value, False, bound)
+
+    monkeypatch.setitem(MEASURES, "fake_seconds", Measure(("consumergroup",), extract))
+    (r,) = alerting(
+        {"name": "old", "metric": "fake_seconds", "threshold": 300, "notifiers": ["hook"]}
+    ).rules
+    run = Run([r])
+    run.step(lag_poll(T0, 1))
+    assert run.phases() == ["firing"]
+    values["v"] = (12.0, True)  # history lost: "at least 12 s"
+    run.step(lag_poll(T0 + 10, 1))
+    assert changes(run) == [] and run.phases() == ["firing"]
+    values["v"] = (400.0, True)  # a lower bound above the threshold is certain
+    run.step(lag_poll(T0 + 20, 1))
+    assert run.phases() == ["firing"]
+    values["v"] = (12.0, False)  # a real value below: resolved
+    run.step(lag_poll(T0 + 30, 1))
+    assert changes(run) == ["resolved"]
+
+
+def test_cluster_up_and_poll_age_seconds_measures() -> None:
+    run = Run(
+        [
+            rule(name="unreachable", metric="cluster_up", op="==", threshold=0),
+            rule(name="stale", metric="poll_age_seconds", threshold=60),
+        ]
+    )
+    run.step(lag_poll(T0, 0))
+    assert run.state == {}
+    run.step(down(T0 + 30))
+    assert [a.rule for a in run.state.values()] == ["unreachable"]
+    (alert,) = run.state.values()
+    assert alert.identity == (("cluster", "c1"),)
+    run.step(down(T0 + 61))
+    assert sorted(a.rule for a in run.state.values()) == ["stale", "unreachable"]
+    run.step(lag_poll(T0 + 90, 0))
+    assert run.state == {} and sorted(changes(run)) == ["resolved", "resolved"]

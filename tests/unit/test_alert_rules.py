@@ -267,8 +267,22 @@ def test_templates() -> None:
 
 
 def test_every_measure_declares_its_labels() -> None:
+    per_cluster = {"cluster_up", "poll_age_seconds"}
     for name, measure in MEASURES.items():
-        assert measure.labels, name
-        # Every series names what it is about: a group, or a dead-letter topic's main topic.
-        assert measure.labels[0] in ("consumergroup", "main_topic"), name
+        assert bool(measure.labels) != (name in per_cluster), name
+        # Every other series names what it is about: a group, or a dead-letter topic's main topic.
+        if measure.labels:
+            assert measure.labels[0] in ("consumergroup", "main_topic"), name
         assert len(set(measure.labels)) == len(measure.labels), name
+        assert measure.unit in ("messages", "seconds", "messages/s", "status", "up"), name
+
+
+def test_cluster_measures_take_no_group_selector() -> None:
+    from lag_exporter.alerts.rules import parse_alerting
+
+    with pytest.raises(ConfigError, match=r"groups: metric cluster_up is not per group"):
+        parse_alerting(
+            {"rules": [{"name": "x", "metric": "cluster_up", "threshold": 1, "groups": ["g"]}]},
+            cluster_names=["c1"],
+            cluster_label_names=(),
+        )
