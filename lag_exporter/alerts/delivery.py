@@ -256,22 +256,25 @@ class Deliverer:
                 )
                 self._on_change()
 
-    def _attempt(self, body: bytes) -> tuple[bool, bool, str]:
-        """(delivered, worth retrying, what happened)."""
+    def _attempt(self, body: bytes) -> tuple[bool, bool, str, bool]:
+        """(delivered, worth retrying, what happened, the receiver may have it anyway)."""
         request = HttpRequest(self._url, body, self._headers, self.cfg.timeout, self._ssl)
         try:
             status = self._transport(request)
         except (OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
-            return False, True, f"{type(exc).__name__}: {reason}"
+            # Waiting for the answer timed out (urllib wraps errors before the
+            # request was sent in URLError): the receiver may have taken the
+            # request and act on it without ever answering in time.
+            return False, True, f"{type(exc).__name__}: {reason}", isinstance(exc, TimeoutError)
         if 200 <= status < 300:
-            return True, False, f"HTTP {status}"
+            return True, False, f"HTTP {status}", False
         # 429: the receiver asks to come back later, which is what a retry does.
-        return False, status >= 500 or status == 429, f"HTTP {status}"
+        return False, status >= 500 or status == 429, f"HTTP {status}", False
 
     def _deliver(self, e: Entry) -> None:
         n = e.notification
-        delivered, retry, what = self._attempt(self._build(n))
+        delivered, retry, what, maybe = self._attempt(self._build(n))
         with self._wake:
             now = self._clock()
             if delivered:
@@ -282,7 +285,7 @@ class Deliverer:
                 else:
                     self._told.pop(n.alert.key, None)
             else:
-                result = self._outbox.failed(e, now, what, retry)
+                result = self._outbox.failed(e, now, what, retry, maybe)
             self._results[result] += 1
             self._failing = not delivered
             attempts, next_in = e.attempts, e.next_at - now

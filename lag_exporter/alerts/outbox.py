@@ -14,8 +14,10 @@ a change:
   replaces that one's content (newest value), keeping `repeat` false if the
   queued one was the first announcement: one firing, never two;
 - a resolved removes the alert's queued repeats (the receiver knew it
-  fired); a first firing that was never delivered stays, so the receiver
-  sees firing then resolved, in that order.
+  fired), and a first firing whose attempt timed out (the receiver may
+  well have it, and may never answer in time); a first firing that surely
+  did not arrive (connection refused, an error status) stays, so the
+  receiver sees firing then resolved, in that order.
 
 Entries of one alert go out in order (a resolved never overtakes its
 firing), but entries of different alerts do not wait for each other: a
@@ -50,6 +52,8 @@ class Entry:
     attempts: int = 0
     last_error: str | None = None
     in_flight: bool = False
+    # An attempt timed out after the request was sent: the receiver may have it.
+    maybe_received: bool = False
 
     @property
     def key(self) -> AlertKey:
@@ -103,7 +107,7 @@ class Outbox:
                 return []
         else:
             for e in mine:
-                if not e.is_resolved and e.notification.repeat:
+                if not e.is_resolved and (e.notification.repeat or e.maybe_received):
                     self._entries.remove(e)
         return self._append(Entry(self._next_seq(), n, now, now))
 
@@ -148,17 +152,28 @@ class Outbox:
         """When the next entry becomes due (None: nothing waits)."""
         return min((e.next_at for e in self._heads() if not e.in_flight), default=None)
 
+    def _resolved_after(self, entry: Entry) -> bool:
+        at = self._entries.index(entry)
+        return any(e.key == entry.key and e.is_resolved for e in self._entries[at + 1 :])
+
     def delivered(self, entry: Entry) -> None:
         self._entries.remove(entry)
 
-    def failed(self, entry: Entry, now: float, error: str, retry: bool) -> str:
+    def failed(
+        self, entry: Entry, now: float, error: str, retry: bool, maybe_received: bool = False
+    ) -> str:
         """Record a failed attempt; returns the result: retried, failed or dropped_after_horizon."""
         entry.in_flight = False
         entry.attempts += 1
         entry.last_error = error
+        entry.maybe_received = entry.maybe_received or maybe_received
         if not retry:
             self._entries.remove(entry)
             return FAILED
+        if entry.maybe_received and not entry.is_resolved and self._resolved_after(entry):
+            # Superseded while in flight by its own resolve, which goes next.
+            self._entries.remove(entry)
+            return RETRIED
         next_at = now + self.policy.delay(entry.attempts)
         out_of_attempts = (
             self.policy.max_attempts is not None and entry.attempts >= self.policy.max_attempts

@@ -90,6 +90,7 @@ def _encode_entry(e: Entry) -> dict[str, Any]:
         "queued_at": e.queued_at,
         "attempts": e.attempts,
         "last_error": e.last_error,
+        "maybe_received": e.maybe_received,
     }
 
 
@@ -103,7 +104,15 @@ def _decode_entry(notifier: str, doc: Mapping[str, Any]) -> Entry:
         ends_at=None if doc["ends_at"] is None else float(doc["ends_at"]),
     )
     queued_at = float(doc["queued_at"])
-    return Entry(0, n, queued_at, queued_at, int(doc["attempts"]), doc.get("last_error"))
+    return Entry(
+        0,
+        n,
+        queued_at,
+        queued_at,
+        int(doc["attempts"]),
+        doc.get("last_error"),
+        maybe_received=bool(doc.get("maybe_received", False)),
+    )
 
 
 def _key_text(key: AlertKey) -> str:

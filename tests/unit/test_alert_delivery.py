@@ -294,3 +294,24 @@ def test_tls_ca_file_and_skip_verify(
         d.submit(a_notification())
         wait_for(lambda: d.stats().results.get(outcome) == 1)
         d.stop(1)
+
+
+def test_a_receiver_answering_too_late_gets_the_resolve_next() -> None:
+    run = Run([rule()])
+    run.step(lag_poll(T0, 500))
+    run.step(lag_poll(T0 + 10, 5))
+    firing, resolved = run.notifications
+    with receiving(delay=0.5) as r:
+        d = deliverer(notifier(r.url, timeout="100ms", backoff="50ms"))
+        d.submit(firing)
+        d.start()
+        wait_for(lambda: len(r.received()) >= 2)  # two timed-out attempts of the firing
+        d.submit(resolved)
+        wait_for(lambda: any(q.json()["state"] == "resolved" for q in r.received()))
+        d.stop(1)
+        states = [q.json()["state"] for q in r.received()]
+    # Copies of the firing (the receiver took each), then the resolve: it does
+    # not wait behind a firing that is never acknowledged.
+    assert states[0] == "firing" and "resolved" in states
+    first_resolved = states.index("resolved")
+    assert set(states[:first_resolved]) == {"firing"}

@@ -179,3 +179,31 @@ def test_receiver_sees_every_transition_once_in_order(
                 assert before == "firing" and status == "firing"
         if received[i]:
             assert received[i][0] == ("firing", False)
+
+
+def test_a_resolved_replaces_a_firing_the_receiver_may_have_taken() -> None:
+    """A receiver that takes requests but answers after the timeout: its
+    firing is never acknowledged, yet its resolve must not wait behind it."""
+    (a,) = alerts(1)
+    box = Outbox(POLICY)
+    box.add(a, T0)
+    e = box.next_due(T0)
+    assert e is not None
+    box.add(resolved(a, T0 + 2), T0 + 2)  # arrives while the firing is in flight
+    assert box.failed(e, T0 + 3, "TimeoutError", retry=True, maybe_received=True) == RETRIED
+    assert contents(box) == [("resolved", False, T0 + 2)]
+
+    refused = Outbox(POLICY)
+    refused.add(a, T0)
+    e = refused.next_due(T0)
+    assert e is not None
+    refused.failed(e, T0, "connection refused", retry=True)
+    refused.add(resolved(a, T0 + 2), T0 + 2)  # surely not received: both go, in order
+    assert contents(refused) == [("firing", False, T0), ("resolved", False, T0 + 2)]
+    timed_out = Outbox(POLICY)
+    timed_out.add(a, T0)
+    e = timed_out.next_due(T0)
+    assert e is not None
+    timed_out.failed(e, T0, "TimeoutError", retry=True, maybe_received=True)
+    timed_out.add(resolved(a, T0 + 2), T0 + 2)
+    assert contents(timed_out) == [("resolved", False, T0 + 2)]
