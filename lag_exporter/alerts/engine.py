@@ -141,6 +141,8 @@ def evaluate(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for rule in rules:
+        if not MEASURES[rule.metric].per_cluster:
+            continue  # evaluate_exporter's
         series: dict[Labels, tuple[Value | None, bool, bool]] = {}
         if rule.clusters.matches(view.cluster):
             series = _selected_series(rule, view)
@@ -151,7 +153,7 @@ def evaluate(
             if stale or value is None:
                 continue  # not read this poll: keep whatever state it had
             if rule.holds(value):
-                alert = _active(rule, view, identity, value, now, alert, transitions)
+                alert = _active(rule, view.labels, identity, value, now, alert, transitions)
                 if alert.phase is Phase.FIRING:
                     alert = _send_due(rule, alert, now, repeat_intervals, notifications)
                 new[key] = alert
@@ -183,6 +185,45 @@ def evaluate(
                 # still firing, so keep reminding; a receiver must not take
                 # silence for a resolve.
                 new[key] = _send_due(rule, alert, now, repeat_intervals, notifications)
+    return Evaluation(new, transitions, notifications)
+
+
+def evaluate_exporter(
+    rules: Sequence[Rule],
+    values: Mapping[str, Mapping[Labels, Value]],
+    now: float,
+    state: Mapping[AlertKey, Alert],
+    repeat_intervals: Mapping[str, float],
+) -> Evaluation:
+    """Evaluate the rules on measures of the exporter itself (no cluster):
+    `values` maps such a measure to its series (identity -> value). A series
+    that is gone (e.g. a notifier no longer configured) resolves its alert."""
+    new = dict(state)
+    transitions: list[Transition] = []
+    notifications: list[Notification] = []
+    for rule in rules:
+        if MEASURES[rule.metric].per_cluster:
+            continue
+        series = values.get(rule.metric, {})
+        for identity, value in series.items():
+            key = (rule.name, identity)
+            alert = new.get(key)
+            if rule.holds(value):
+                alert = _active(rule, {}, identity, value, now, alert, transitions)
+                if alert.phase is Phase.FIRING:
+                    alert = _send_due(rule, alert, now, repeat_intervals, notifications)
+                new[key] = alert
+            elif alert is not None:
+                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, value, "condition no longer true", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+        for key, alert in state.items():
+            if alert.rule == rule.name and alert.identity not in series:
+                del new[key]
+                _end(alert, now, None, "series gone", transitions, notifications)
     return Evaluation(new, transitions, notifications)
 
 
@@ -239,7 +280,8 @@ def retire(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for key, alert in state.items():
-        if alert.rule in names and alert.label("cluster") in clusters:
+        cluster = alert.label("cluster")
+        if alert.rule in names and (cluster is None or cluster in clusters):
             continue
         what = "rule" if alert.rule not in names else "cluster"
         del new[key]
@@ -247,10 +289,10 @@ def retire(
     return Evaluation(new, transitions, notifications)
 
 
-def _labels(rule: Rule, view: ClusterView, identity: Labels) -> dict[str, str]:
+def _labels(rule: Rule, constant: Mapping[str, str], identity: Labels) -> dict[str, str]:
     # Order of precedence, lowest first: cluster constant labels, the series'
     # own labels, the rule's labels, then the exporter's own.
-    labels = {**view.labels, **dict(identity), **rule.labels}
+    labels = {**constant, **dict(identity), **rule.labels}
     labels["alertname"] = rule.name
     labels["severity"] = rule.severity
     return labels
@@ -258,7 +300,7 @@ def _labels(rule: Rule, view: ClusterView, identity: Labels) -> dict[str, str]:
 
 def _active(
     rule: Rule,
-    view: ClusterView,
+    constant: Mapping[str, str],
     identity: Labels,
     value: Value,
     now: float,
@@ -267,7 +309,7 @@ def _active(
 ) -> Alert:
     """The alert of a series whose condition holds, after this evaluation."""
     if alert is None:
-        labels = _labels(rule, view, identity)
+        labels = _labels(rule, constant, identity)
         alert = Alert(
             rule=rule.name,
             identity=identity,

@@ -38,8 +38,11 @@ class Measure:
     extract: Callable[[ClusterView], Iterator[Series]]
     numeric: bool = True  # False: values are words, compared with == and != only
     # How values read to people (template.humanize): messages, seconds,
-    # messages/s, status, up.
+    # messages/s, status, up, failing.
     unit: str = "messages"
+    # False: about the exporter itself, not a cluster (series have no
+    # `cluster` label and are not read from a view; see EXPORTER_MEASURES).
+    per_cluster: bool = True
 
 
 def _committed(group: GroupView) -> Iterator[PartitionLag]:
@@ -191,4 +194,7 @@ MEASURES: dict[str, Measure] = {
     "cluster_up": per_cluster(lambda v: 1 if v.health.up else 0, unit="up"),
     # Seconds since the last successful poll of the cluster (0 while polls succeed).
     "poll_age_seconds": per_cluster(_poll_age, unit="seconds"),
+    # Per notifier, from its outbox: 1 while its last attempt failed and
+    # something is queued, else 0. Evaluated with engine.evaluate_exporter.
+    "notifications_failing": Measure(("notifier",), lambda view: iter(()), True, "failing", False),
 }

@@ -461,6 +461,13 @@ def _rule(
         *labels,
         *cluster_label_names,
     }
+    if not measure.per_cluster:
+        # About the exporter itself: no cluster, and no cluster's constant labels.
+        available -= {"cluster", *cluster_label_names}
+        if mapping.get("clusters") is not None:
+            raise ConfigError(
+                f"{key}.clusters: metric {metric} is about the exporter, not a cluster"
+            )
     annotations: dict[str, Template] = {}
     raw_annotations = _expect_mapping(mapping.get("annotations") or {}, f"{key}.annotations")
     for annotation, text in raw_annotations.items():
@@ -470,7 +477,8 @@ def _rule(
         except TemplateError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if "summary" not in annotations:
-        annotations["summary"] = parse_template(_default_summary(metric, measure.labels), available)
+        default = _default_summary(metric, measure.labels, measure.per_cluster)
+        annotations["summary"] = parse_template(default, available)
 
     if "notifiers" in mapping:
         raw = mapping["notifiers"]
@@ -521,6 +529,7 @@ def _rule(
     )
 
 
-def _default_summary(metric: str, labels: Sequence[str]) -> str:
-    where = " ".join(f"{name}={{{{ $labels.{name} }}}}" for name in ("cluster", *labels))
+def _default_summary(metric: str, labels: Sequence[str], per_cluster: bool = True) -> str:
+    names = ("cluster", *labels) if per_cluster else tuple(labels)
+    where = " ".join(f"{name}={{{{ $labels.{name} }}}}" for name in names)
     return f"{metric} is {{{{ $value }}}} (threshold {{{{ $threshold }}}}): {where}"

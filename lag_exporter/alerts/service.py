@@ -25,7 +25,16 @@ from ..config import ConfigError
 from ..model import ClusterView
 from . import state_file
 from .delivery import Deliverer, Transport, describe, urllib_transport
-from .engine import Alert, AlertKey, Evaluation, evaluate, retire, sorted_alerts
+from .engine import (
+    Alert,
+    AlertKey,
+    Evaluation,
+    evaluate,
+    evaluate_exporter,
+    retire,
+    sorted_alerts,
+)
+from .measures import Labels, Value
 from .notifiers import Context, endpoint, payload_builder
 from .publish import AlertsSnapshot
 from .rules import AlertingSettings
@@ -123,6 +132,19 @@ class Alerting:
         with self._lock:
             result = evaluate(self.settings.rules, view, now, self._state, self._repeat)
             self._apply(result, now)
+            # The exporter's own measures, at the pace of the polls.
+            failing: dict[Labels, Value] = {
+                (("notifier", name),): 1 if d.stats().failing else 0
+                for name, d in self._deliverers.items()
+            }
+            own = evaluate_exporter(
+                self.settings.rules,
+                {"notifications_failing": failing},
+                now,
+                self._state,
+                self._repeat,
+            )
+            self._apply(own, now)
             return self._snapshot()
 
     def snapshot(self) -> AlertsSnapshot:

@@ -57,6 +57,8 @@ def humanize(value: object, unit: str) -> str:
         return humanize_seconds(float(value))
     if unit == "up":
         return "up" if value else "down"
+    if unit == "failing":
+        return "failing" if value else "delivering"
     if unit == "messages/s":
         return f"{_count(float(value))} messages/s"
     if unit == "messages":

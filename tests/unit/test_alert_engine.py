@@ -653,3 +653,41 @@ def test_cluster_up_and_poll_age_seconds_measures() -> None:
     assert sorted(a.rule for a in run.state.values()) == ["stale", "unreachable"]
     run.step(lag_poll(T0 + 90, 0))
     assert run.state == {} and sorted(changes(run)) == ["resolved", "resolved"]
+
+
+def test_exporter_measures_resolve_when_false_or_gone() -> None:
+    from lag_exporter.alerts.engine import evaluate_exporter
+
+    (r,) = alerting(
+        {"name": "failing", "metric": "notifications_failing", "threshold": 0, "for": "20s"}
+    ).rules
+    a, b = (("notifier", "a"),), (("notifier", "b"),)
+    repeat = {"hook": 3600.0, "am": 60.0}
+    e1 = evaluate_exporter([r], {"notifications_failing": {a: 1, b: 1}}, T0, {}, repeat)
+    assert [str(t.change) for t in e1.transitions] == ["pending", "pending"]
+    e2 = evaluate_exporter([r], {"notifications_failing": {a: 1, b: 0}}, T0 + 20, e1.state, repeat)
+    assert sorted(str(t.change) for t in e2.transitions) == ["firing", "inactive"]
+    (alert,) = e2.state.values()
+    assert alert.identity == a and alert.label("cluster") is None
+    assert {n.notifier for n in e2.notifications} == {"hook", "am"}
+    e3 = evaluate_exporter([r], {"notifications_failing": {}}, T0 + 30, e2.state, repeat)
+    assert [str(t.change) for t in e3.transitions] == ["resolved"] and e3.state == {}
+    # Cluster evaluations leave exporter alerts alone, and so does retire.
+    run = Run([r], state=dict(e2.state))
+    run.step(lag_poll(T0 + 40, 500))
+    assert run.state == e2.state
+    assert retire(e2.state, [r], ["c1"], T0 + 50).state == e2.state
+
+
+def test_exporter_rules_have_no_cluster_label_or_selector() -> None:
+    with pytest.raises(ConfigError, match=r"no label 'cluster'"):
+        alerting(
+            {
+                "name": "f",
+                "metric": "notifications_failing",
+                "threshold": 0,
+                "annotations": {"summary": "{{ $labels.cluster }}"},
+            }
+        )
+    with pytest.raises(ConfigError, match=r"clusters: metric notifications_failing is about"):
+        alerting({"name": "f", "metric": "notifications_failing", "threshold": 0, "clusters": "c1"})

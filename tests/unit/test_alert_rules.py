@@ -268,7 +268,12 @@ def test_templates() -> None:
 
 def test_every_measure_declares_its_labels() -> None:
     per_cluster = {"cluster_up", "poll_age_seconds"}
+    exporter = {"notifications_failing": ("notifier",)}
     for name, measure in MEASURES.items():
+        assert measure.per_cluster != (name in exporter), name
+        if name in exporter:
+            assert measure.labels == exporter[name], name
+            continue
         assert bool(measure.labels) != (name in per_cluster), name
         # Every other series names what it is about: a group, or a dead-letter topic's main topic.
         if measure.labels:
