@@ -196,6 +196,11 @@ class Deliverer:
             copies = [dataclasses.replace(e) for e in self._outbox]
             return copies, dict(self._told)
 
+    def failing(self) -> bool:
+        """The last attempt failed and something is queued."""
+        with self._wake:
+            return self._failing and len(self._outbox) > 0
+
     def stats(self) -> NotifierStats:
         with self._wake:
             now = self._clock()

@@ -134,7 +134,7 @@ class Alerting:
             self._apply(result, now)
             # The exporter's own measures, at the pace of the polls.
             failing: dict[Labels, Value] = {
-                (("notifier", name),): 1 if d.stats().failing else 0
+                (("notifier", name),): 1 if d.failing() else 0
                 for name, d in self._deliverers.items()
             }
             own = evaluate_exporter(
