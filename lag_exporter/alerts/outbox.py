@@ -12,7 +12,8 @@ a change:
 
 - a firing (first or repeat) for an alert whose firing is already queued
   replaces that one's content (newest value), keeping `repeat` false if the
-  queued one was the first announcement: one firing, never two;
+  queued one was the first announcement: one firing, never two (and none
+  while one is being sent);
 - a resolved removes the alert's queued repeats (the receiver knew it
   fired), and a first firing whose attempt timed out (the receiver may
   well have it, and may never answer in time); a first firing that surely
@@ -97,10 +98,15 @@ class Outbox:
         """Queue `n`, superseding what it makes pointless; returns entries pushed
         out because the outbox is full (the caller counts them as failed)."""
         key = n.alert.key
-        mine = [e for e in self._entries if e.key == key and not e.in_flight]
+        alerts = [e for e in self._entries if e.key == key]
+        mine = [e for e in alerts if not e.in_flight]
         if n.status == "firing":
-            last = mine[-1] if mine else None
+            last = alerts[-1] if alerts else None
             if last is not None and not last.is_resolved:
+                if last.in_flight:
+                    # Being sent right now: it says the alert fires (and stays
+                    # queued if the attempt fails).
+                    return []
                 # One firing per alert in the outbox: the newest content, but a
                 # first announcement stays a first announcement.
                 last.notification = replace(n, repeat=last.notification.repeat and n.repeat)

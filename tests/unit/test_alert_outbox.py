@@ -207,3 +207,16 @@ def test_a_resolved_replaces_a_firing_the_receiver_may_have_taken() -> None:
     timed_out.failed(e, T0, "TimeoutError", retry=True, maybe_received=True)
     timed_out.add(resolved(a, T0 + 2), T0 + 2)
     assert contents(timed_out) == [("resolved", False, T0 + 2)]
+
+
+def test_no_second_firing_while_one_is_being_sent() -> None:
+    (a,) = alerts(1)
+    box = Outbox(POLICY)
+    box.add(a, T0)
+    e = box.next_due(T0)
+    assert e is not None
+    box.add(firing(a, T0 + 60, repeat=True), T0 + 60)
+    assert len(box) == 1
+    box.delivered(e)
+    box.add(firing(a, T0 + 120, repeat=True), T0 + 120)  # a real reminder later on
+    assert contents(box) == [("firing", True, T0 + 120)]
