@@ -18,8 +18,9 @@ a real Alertmanager, and for each scenario its own exporter process
   seconds and group status alerts fire; histories are not kept (no state_dir);
 - kafka_unreachable: the exporter cannot reach Kafka for 5 minutes (longer
   than max_staleness) while lag, lag in seconds and group status alerts
-  fire, and a `cluster_up == 0` rule watches; it notifies a webhook and a real Alertmanager (whose own webhook goes
-  to a receiver here), and the Alertmanager's alert list is checked throughout.
+  fire, and a `cluster_up == 0` rule watches; it notifies a webhook and a
+  real Alertmanager (whose own webhook goes to a receiver here), and the
+  Alertmanager's alert list is checked throughout.
 
 The benchmark decides every transition itself: a group's lag is raised above
 the threshold (firing) and brought back to 0 (resolved) at known times, so
