@@ -167,8 +167,8 @@ def evaluate(
                 else:
                     new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
 
-        if not rule.clusters.matches(view.cluster):
-            continue
+        # A rule that no longer selects this cluster (edited across a restart)
+        # has no series here: its alerts of this cluster are gone.
         for key, alert in state.items():
             if alert.rule != rule.name or alert.label("cluster") != view.cluster:
                 continue

@@ -691,3 +691,12 @@ def test_exporter_rules_have_no_cluster_label_or_selector() -> None:
         )
     with pytest.raises(ConfigError, match=r"clusters: metric notifications_failing is about"):
         alerting({"name": "f", "metric": "notifications_failing", "threshold": 0, "clusters": "c1"})
+
+
+def test_alert_of_a_cluster_the_rule_no_longer_selects_resolves() -> None:
+    run = Run([rule()])
+    run.step(lag_poll(T0, 500))
+    assert run.phases() == ["firing"]
+    run.rules = [rule(clusters={"exclude": ["c1"]})]  # edited across a restart
+    run.step(lag_poll(T0 + 10, 500))
+    assert changes(run) == ["resolved"] and run.state == {}
