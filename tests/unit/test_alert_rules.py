@@ -255,6 +255,11 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_text", read_text)
     settings = load_settings(ROOT / "examples" / "config.yml")
     assert settings.alerting is not None and settings.alerting.rules
+    rules = {r.name: r for r in settings.alerting.rules}
+    assert rules["ConsumerGroupStopped"].keep_firing_for == 600
+    assert rules["AlertDeliveryFailing"].metric == "notifications_failing"
+    hook = settings.alerting.notifiers["ops-webhook"]
+    assert (hook.max_backoff, hook.retry_for, hook.max_attempts) == (60, 86400, None)
 
 
 def test_templates() -> None:
