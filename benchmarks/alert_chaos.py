@@ -548,8 +548,10 @@ def restart_firing(b: Bench) -> Outcome:
             "threshold": "ERR",
             "for": "0s",
             # The status of a partition judged anew is OK until it has been
-            # still for stop_after (10 s here) again.
-            "keep_firing_for": "30s",
+            # still for stop_after (10 s here) again: keep_firing_for must
+            # cover that plus the first poll after a restart or an outage
+            # (up to ~30 s when it had to reconnect) and one poll interval.
+            "keep_firing_for": "60s",
             "groups": [{"regex": f"{prefix}-.*"}],
         },
     ]
@@ -618,7 +620,7 @@ def kafka_unreachable(b: Bench) -> Outcome:
             "op": "==",
             "threshold": "ERR",
             "for": "0s",
-            "keep_firing_for": "30s",
+            "keep_firing_for": "60s",  # as in restart_firing
             "groups": [{"regex": f"{prefix}-.*"}],
         },
         {
