@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lag_exporter.alerts import state_file
 from lag_exporter.alerts.engine import Notification
 from lag_exporter.alerts.outbox import (
     DROPPED_AFTER_HORIZON,
@@ -220,3 +223,31 @@ def test_no_second_firing_while_one_is_being_sent() -> None:
     box.delivered(e)
     box.add(firing(a, T0 + 120, repeat=True), T0 + 120)  # a real reminder later on
     assert contents(box) == [("firing", True, T0 + 120)]
+
+
+def test_outboxes_round_trip_through_the_state_file_and_version_1_still_loads(
+    tmp_path: Path,
+) -> None:
+    a, b = alerts(2)
+    box = Outbox(POLICY)
+    box.add(a, T0)
+    box.add(resolved(a, T0 + 5), T0 + 5)
+    box.add(b, T0 + 6)
+    e = box.next_due(T0 + 6)
+    assert e is not None
+    box.failed(e, T0 + 7, "TimeoutError", retry=True, maybe_received=True)
+    told = {b.alert.key: T0 + 3}
+    path = tmp_path / "alerts.json"
+    state_file.save(path, {}, T0 + 8, {"hook": (list(box), told)})
+    saved = state_file.load(path)
+    entries, delivered = saved.outboxes["hook"]
+    assert delivered == told
+    assert [
+        (x.notification, x.queued_at, x.attempts, x.last_error, x.maybe_received) for x in entries
+    ] == [(x.notification, x.queued_at, x.attempts, x.last_error, x.maybe_received) for x in box]
+
+    doc = json.loads(path.read_text())
+    doc["version"] = 1
+    del doc["outboxes"]
+    path.write_text(json.dumps(doc))
+    assert state_file.load(path).outboxes == {}
