@@ -384,12 +384,13 @@ def _clear(
     since = alert.cleared_at if alert.cleared_at is not None else now
     if now - since >= rule.keep_firing_for:
         return None
-    if alert.cleared_at is None:
-        why = f"{reason}; kept firing for {rule.keep_firing_for:g}s"
-        transitions.append(Transition(alert, Change.KEPT, now, why))
     kept = replace(alert, cleared_at=since)
     if value is not None:
         kept = replace(kept, value=value, evaluated_at=now)
+    if alert.cleared_at is None:
+        # Logged with the value that made the condition false.
+        why = f"{reason}; kept firing for {rule.keep_firing_for:g}s"
+        transitions.append(Transition(kept, Change.KEPT, now, why))
     return kept
 
 

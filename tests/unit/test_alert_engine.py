@@ -533,6 +533,7 @@ def test_keep_firing_for_holds_a_firing_alert_through_a_dip() -> None:
     run.step(lag_poll(T0, 500))
     run.step(lag_poll(T0 + 1, 50))  # a burst consumed: condition false
     assert changes(run) == ["kept"] and run.phases() == ["firing"]
+    assert run.last is not None and run.last.transitions[0].alert.value == 50
     run.step(lag_poll(T0 + 2, 500))  # back above: the same alert, no new page
     run.step(lag_poll(T0 + 30, 50))
     run.step(lag_poll(T0 + 89.9, 50))
