@@ -27,7 +27,9 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, delay: float = 0.0, port: int = 0
+    ) -> None:
         self.statuses = list(statuses or [])  # answered in order, then 200
         self.delay = delay  # seconds before answering (to provoke timeouts)
         self.requests: list[Received] = []
@@ -53,7 +55,8 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True  # the port of a receiver gone before
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
 
@@ -81,9 +84,11 @@ def receiving(
     statuses: list[int] | None = None,
     delay: float = 0.0,
     tls: tuple[str, str] | None = None,
+    port: int = 0,
 ) -> Iterator[Receiver]:
-    """A receiver serving on a thread; `tls`: (certificate file, key file) for HTTPS."""
-    receiver = Receiver(statuses, delay)
+    """A receiver serving on a thread; `tls`: (certificate file, key file) for HTTPS;
+    `port`: a given one (e.g. where a receiver that was down comes back)."""
+    receiver = Receiver(statuses, delay, port)
     if tls is not None:
         receiver.use_tls(*tls)
     thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)

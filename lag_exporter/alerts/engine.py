@@ -8,10 +8,18 @@ Prometheus' semantics, per rule and matching series:
     firing   -> resolved  it became false, or its series is gone (group, topic or
                           partition no longer exists)
 
+With `keep_firing_for` (as in Prometheus) a firing alert whose condition
+turned false keeps firing until it has stayed false that long; the
+condition turning true again meanwhile continues the same alert.
+
 What a poll could not see keeps its state: a stale series, a series whose
-value could not be computed, or a missing series whose absence may be the
-poll's fault (cluster down, an error naming its group or topic, or an error
-that could hide anything) neither fires nor resolves anything.
+value could not be computed, a value that is only a lower bound and does
+not meet the condition (lag in seconds older than the history: the real
+value may be higher), or a missing series whose absence may be the poll's
+fault (cluster down, an error naming its group or topic, or an error that
+could hide anything) neither fires nor resolves anything. A firing alert
+kept that way is still reminded every repeat interval, so a receiver that
+expires silent alerts (Alertmanager) does not resolve it during an outage.
 
 Notifications are decided here too, so that "exactly once per change" is a
 property of a pure function: a firing alert is announced to each of its
@@ -48,6 +56,7 @@ class Change(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
     INACTIVE = "inactive"  # was pending, condition false again before `for` elapsed
+    KEPT = "kept"  # firing, condition false, kept firing for `keep_firing_for`
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,8 @@ class Alert:
     threshold: Value
     # notifier -> when it was last sent a firing notification for this alert
     sent: Mapping[str, float] = field(default_factory=dict)
+    # firing, condition false since then, kept firing for `keep_firing_for`
+    cleared_at: float | None = None
 
     @property
     def key(self) -> AlertKey:
@@ -130,31 +141,87 @@ def evaluate(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for rule in rules:
-        series: dict[Labels, tuple[Value | None, bool]] = {}
+        if not MEASURES[rule.metric].per_cluster:
+            continue  # evaluate_exporter's
+        series: dict[Labels, tuple[Value | None, bool, bool]] = {}
         if rule.clusters.matches(view.cluster):
             series = _selected_series(rule, view)
 
-        for identity, (value, stale) in series.items():
+        for identity, (value, stale, lower_bound) in series.items():
             key = (rule.name, identity)
             alert = new.get(key)
             if stale or value is None:
                 continue  # not read this poll: keep whatever state it had
             if rule.holds(value):
-                alert = _active(rule, view, identity, value, now, alert, transitions)
+                alert = _active(rule, view.labels, identity, value, now, alert, transitions)
+                if alert.phase is Phase.FIRING:
+                    alert = _send_due(rule, alert, now, repeat_intervals, notifications)
+                new[key] = alert
+            elif alert is not None and not lower_bound:
+                # A lower bound that misses the condition says nothing: the
+                # real value may well meet it.
+                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, value, "condition no longer true", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+
+        # A rule that no longer selects this cluster (edited across a restart)
+        # has no series here: its alerts of this cluster are gone.
+        for key, alert in state.items():
+            if alert.rule != rule.name or alert.label("cluster") != view.cluster:
+                continue
+            seen = series.get(alert.identity)
+            if seen is None and _absence_is_real(view, alert):
+                kept = _clear(rule, alert, now, None, "series gone", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, None, "series gone", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+            elif alert.phase is Phase.FIRING and new.get(key) is alert:
+                # Untouched by this poll (unseen, stale, or only a lower bound):
+                # still firing, so keep reminding; a receiver must not take
+                # silence for a resolve.
+                new[key] = _send_due(rule, alert, now, repeat_intervals, notifications)
+    return Evaluation(new, transitions, notifications)
+
+
+def evaluate_exporter(
+    rules: Sequence[Rule],
+    values: Mapping[str, Mapping[Labels, Value]],
+    now: float,
+    state: Mapping[AlertKey, Alert],
+    repeat_intervals: Mapping[str, float],
+) -> Evaluation:
+    """Evaluate the rules on measures of the exporter itself (no cluster):
+    `values` maps such a measure to its series (identity -> value). A series
+    that is gone (e.g. a notifier no longer configured) resolves its alert."""
+    new = dict(state)
+    transitions: list[Transition] = []
+    notifications: list[Notification] = []
+    for rule in rules:
+        if MEASURES[rule.metric].per_cluster:
+            continue
+        series = values.get(rule.metric, {})
+        for identity, value in series.items():
+            key = (rule.name, identity)
+            alert = new.get(key)
+            if rule.holds(value):
+                alert = _active(rule, {}, identity, value, now, alert, transitions)
                 if alert.phase is Phase.FIRING:
                     alert = _send_due(rule, alert, now, repeat_intervals, notifications)
                 new[key] = alert
             elif alert is not None:
-                del new[key]
-                _end(alert, now, value, "condition no longer true", transitions, notifications)
-
+                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
+                if kept is None:
+                    del new[key]
+                    _end(alert, now, value, "condition no longer true", transitions, notifications)
+                else:
+                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
         for key, alert in state.items():
-            if (
-                alert.rule == rule.name
-                and alert.label("cluster") == view.cluster
-                and alert.identity not in series
-                and _absence_is_real(view, alert)
-            ):
+            if alert.rule == rule.name and alert.identity not in series:
                 del new[key]
                 _end(alert, now, None, "series gone", transitions, notifications)
     return Evaluation(new, transitions, notifications)
@@ -172,8 +239,10 @@ def _memo(match: Callable[[str], bool]) -> Callable[[str], bool]:
     return cached
 
 
-def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value | None, bool]]:
-    """The rule's series in this view: identity (cluster first) -> (value, stale)."""
+def _selected_series(
+    rule: Rule, view: ClusterView
+) -> dict[Labels, tuple[Value | None, bool, bool]]:
+    """The rule's series in this view: identity (cluster first) -> (value, stale, lower bound)."""
     measure = MEASURES[rule.metric]
     # A large cluster has hundreds of thousands of partition series per poll,
     # but names repeat (a group has many partitions): match each name once.
@@ -187,14 +256,14 @@ def _selected_series(rule: Rule, view: ClusterView) -> dict[Labels, tuple[Value 
     if rule.topics.is_empty:
         topic_at = None
     cluster = ("cluster", view.cluster)
-    out: dict[Labels, tuple[Value | None, bool]] = {}
+    out: dict[Labels, tuple[Value | None, bool, bool]] = {}
     for s in measure.extract(view):
         labels = s.labels
         if group_at is not None and not group_ok(labels[group_at][1]):
             continue
         if topic_at is not None and not topic_ok(labels[topic_at][1]):
             continue
-        out[(cluster, *labels)] = (s.value, s.stale)
+        out[(cluster, *labels)] = (s.value, s.stale, s.lower_bound)
     return out
 
 
@@ -211,7 +280,8 @@ def retire(
     transitions: list[Transition] = []
     notifications: list[Notification] = []
     for key, alert in state.items():
-        if alert.rule in names and alert.label("cluster") in clusters:
+        cluster = alert.label("cluster")
+        if alert.rule in names and (cluster is None or cluster in clusters):
             continue
         what = "rule" if alert.rule not in names else "cluster"
         del new[key]
@@ -219,10 +289,10 @@ def retire(
     return Evaluation(new, transitions, notifications)
 
 
-def _labels(rule: Rule, view: ClusterView, identity: Labels) -> dict[str, str]:
+def _labels(rule: Rule, constant: Mapping[str, str], identity: Labels) -> dict[str, str]:
     # Order of precedence, lowest first: cluster constant labels, the series'
     # own labels, the rule's labels, then the exporter's own.
-    labels = {**view.labels, **dict(identity), **rule.labels}
+    labels = {**constant, **dict(identity), **rule.labels}
     labels["alertname"] = rule.name
     labels["severity"] = rule.severity
     return labels
@@ -230,7 +300,7 @@ def _labels(rule: Rule, view: ClusterView, identity: Labels) -> dict[str, str]:
 
 def _active(
     rule: Rule,
-    view: ClusterView,
+    constant: Mapping[str, str],
     identity: Labels,
     value: Value,
     now: float,
@@ -239,7 +309,7 @@ def _active(
 ) -> Alert:
     """The alert of a series whose condition holds, after this evaluation."""
     if alert is None:
-        labels = _labels(rule, view, identity)
+        labels = _labels(rule, constant, identity)
         alert = Alert(
             rule=rule.name,
             identity=identity,
@@ -265,6 +335,7 @@ def _active(
             # A rule edited across a restart compares with its new threshold.
             op=rule.op,
             threshold=rule.threshold,
+            cleared_at=None,
         )
     if alert.phase is Phase.PENDING and now - alert.active_since >= rule.for_seconds:
         alert = replace(alert, phase=Phase.FIRING, fired_at=now)
@@ -296,6 +367,31 @@ def _send_due(
         for notifier, last in due
     )
     return alert
+
+
+def _clear(
+    rule: Rule,
+    alert: Alert,
+    now: float,
+    value: Value | None,
+    reason: str,
+    transitions: list[Transition],
+) -> Alert | None:
+    """A firing alert whose condition is false: the alert kept firing under
+    `keep_firing_for`, or None when it ends now (a pending one ends at once)."""
+    if alert.phase is not Phase.FIRING or rule.keep_firing_for <= 0:
+        return None
+    since = alert.cleared_at if alert.cleared_at is not None else now
+    if now - since >= rule.keep_firing_for:
+        return None
+    kept = replace(alert, cleared_at=since)
+    if value is not None:
+        kept = replace(kept, value=value, evaluated_at=now)
+    if alert.cleared_at is None:
+        # Logged with the value that made the condition false.
+        why = f"{reason}; kept firing for {rule.keep_firing_for:g}s"
+        transitions.append(Transition(kept, Change.KEPT, now, why))
+    return kept
 
 
 def _end(

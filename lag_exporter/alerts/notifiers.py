@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import Notification
+from ..status import STATUS_CODES, Status
+from .engine import Alert, Notification
+from .measures import MEASURES
 from .rules import NotifierConfig
-from .template import format_value
+from .template import humanize
 
 PAYLOAD_VERSION = "1"
 # Alertmanager's "no end time" in its webhook payloads.
@@ -47,6 +49,31 @@ def _json(doc: object) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _code(word: object) -> int | None:
+    try:
+        return STATUS_CODES[Status(str(word))]
+    except ValueError:
+        return None
+
+
+def measured(a: Alert) -> dict[str, Any]:
+    """`value` and `threshold` as numbers whatever the measure (a status word as
+    its numeric code, the value of kafka_consumergroup_status), the words in
+    `status` and `threshold_status` (status rules only, else null), and both
+    for people in `value_text` and `threshold_text`."""
+    measure = MEASURES.get(a.metric)
+    unit = measure.unit if measure is not None else ""
+    words = unit == "status"
+    return {
+        "value": _code(a.value) if words and a.value is not None else a.value,
+        "threshold": _code(a.threshold) if words else a.threshold,
+        "status": str(a.value) if words and a.value is not None else None,
+        "threshold_status": str(a.threshold) if words else None,
+        "value_text": humanize(a.value, unit),
+        "threshold_text": humanize(a.threshold, unit),
+    }
+
+
 def native(n: Notification, ctx: Context) -> dict[str, Any]:
     """The exporter's own payload (version 1)."""
     a = n.alert
@@ -61,8 +88,7 @@ def native(n: Notification, ctx: Context) -> dict[str, Any]:
         "annotations": dict(a.annotations),
         "metric": a.metric,
         "op": a.op,
-        "value": a.value,
-        "threshold": a.threshold,
+        **measured(a),
         "startsAt": rfc3339(a.fired_at if a.fired_at is not None else a.active_since),
         "endsAt": rfc3339(n.ends_at) if n.ends_at is not None else None,
         "cluster": a.label("cluster"),
@@ -86,21 +112,33 @@ def _alertmanager_alert(n: Notification, ctx: Context, ends_at: str) -> dict[str
     }
 
 
+def group_key(labels: Mapping[str, str]) -> str:
+    """Alertmanager's groupKey for a group of one alert grouped by all its labels
+    (route `{}`, then the label set as Alertmanager prints it: sorted, quoted)."""
+    body = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items()))
+    return f"{{}}:{{{body}}}"
+
+
 def alertmanager_webhook(n: Notification, ctx: Context, receiver: str) -> dict[str, Any]:
     """What Alertmanager's own webhook_config sends (version 4), for one alert,
-    so receivers written for Alertmanager work unchanged."""
+    so receivers written for Alertmanager work unchanged. Each notification
+    carries one alert, as from a route with `group_by: ['...']`: the group is
+    the alert, so groupKey (its full label set) is unique per alert and the
+    same in its firing and resolved notifications, and groupLabels and
+    commonLabels are its labels."""
     a = n.alert
     alert = _alertmanager_alert(n, ctx, rfc3339(n.ends_at) if n.ends_at else _ZERO_TIME)
     alert["status"] = n.status
     alert["fingerprint"] = a.fingerprint
+    labels = dict(a.labels)
     return {
         "version": "4",
-        "groupKey": f'{{}}:{{alertname="{a.rule}"}}',
+        "groupKey": group_key(labels),
         "truncatedAlerts": 0,
         "status": n.status,
         "receiver": receiver,
-        "groupLabels": {"alertname": a.rule},
-        "commonLabels": dict(a.labels),
+        "groupLabels": labels,
+        "commonLabels": dict(labels),
         "commonAnnotations": dict(a.annotations),
         "externalURL": ctx.external_url,
         "alerts": [alert],
@@ -135,8 +173,8 @@ def slack(n: Notification, ctx: Context, cfg: NotifierConfig) -> dict[str, Any]:
             ("Group", a.label("consumergroup")),
             ("Topic", a.label("topic")),
             ("Partition", a.label("partition")),
-            ("Value", format_value(a.value) if n.status == "firing" else None),
-            ("Threshold", f"{a.metric} {a.op} {format_value(a.threshold)}"),
+            ("Value", measured(a)["value_text"] if n.status == "firing" else None),
+            ("Threshold", f"{a.metric} {a.op} {measured(a)['threshold_text']}"),
             ("Severity", labels.get("severity")),
         )
         if value

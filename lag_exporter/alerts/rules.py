@@ -30,6 +30,19 @@ from .template import Template, TemplateError, parse_template
 NOTIFIER_TYPES = ("webhook", "alertmanager", "slack")
 WEBHOOK_FORMATS = ("native", "alertmanager")
 DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
+# Defaults of `for` and `keep_firing_for` for rules on status words (status,
+# group_status): a rebalance moves partitions through STALL or STOP for
+# seconds to a minute or two; and after a restart or an outage without saved
+# history a status is OK until it has seen `stop_after` (5 minutes) again.
+DEFAULT_STATUS_FOR = 120.0
+DEFAULT_STATUS_KEEP_FIRING_FOR = 600.0
+# A notification is retried for a day: long enough to outlast a receiver's
+# outage over a night or a weekend's first day, short enough that a page
+# arriving later than that is more confusing than useful.
+DEFAULT_RETRY_FOR = 24 * 3600.0
+# Between attempts at most a minute, so a receiver that comes back gets its
+# notifications within a minute.
+DEFAULT_MAX_BACKOFF = 60.0
 # Alertmanager resolves an alert by itself when it is not re-sent before its
 # endsAt; Prometheus re-sends every minute, and so does this notifier.
 DEFAULT_ALERTMANAGER_REPEAT_INTERVAL = 60.0
@@ -88,6 +101,7 @@ class Rule:
     threshold: Value
     for_seconds: float
     severity: str = "warning"
+    keep_firing_for: float = 0.0
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, Template] = field(default_factory=dict)
     notifiers: tuple[str, ...] = ()
@@ -114,8 +128,10 @@ class NotifierConfig:
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     timeout: float = 10.0
-    max_attempts: int = 5
+    max_attempts: int | None = None  # None: retried until `retry_for` has passed
     backoff: float = 1.0
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    retry_for: float = DEFAULT_RETRY_FOR
     queue_size: int = 1000
     repeat_interval: float = DEFAULT_REPEAT_INTERVAL
     channel: str | None = None  # slack only
@@ -142,6 +158,7 @@ _RULE_KEYS = (
     "op",
     "threshold",
     "for",
+    "keep_firing_for",
     "severity",
     "labels",
     "annotations",
@@ -159,6 +176,8 @@ _COMMON_NOTIFIER_KEYS = (
     "timeout",
     "max_attempts",
     "backoff",
+    "max_backoff",
+    "retry_for",
     "queue_size",
     "repeat_interval",
 )
@@ -312,8 +331,16 @@ def _notifier(name: str, value: object, key: str) -> NotifierConfig:
         ca_file=ca_file,
         insecure_skip_verify=insecure,
         timeout=parse_duration(mapping.get("timeout", 10.0), f"{key}.timeout"),
-        max_attempts=_positive_int(mapping.get("max_attempts", 5), f"{key}.max_attempts"),
+        max_attempts=(
+            _positive_int(mapping["max_attempts"], f"{key}.max_attempts")
+            if mapping.get("max_attempts") is not None
+            else None
+        ),
         backoff=parse_duration(mapping.get("backoff", 1.0), f"{key}.backoff"),
+        max_backoff=parse_duration(
+            mapping.get("max_backoff", DEFAULT_MAX_BACKOFF), f"{key}.max_backoff"
+        ),
+        retry_for=parse_duration(mapping.get("retry_for", DEFAULT_RETRY_FOR), f"{key}.retry_for"),
         queue_size=_positive_int(mapping.get("queue_size", 1000), f"{key}.queue_size"),
         repeat_interval=parse_duration(
             mapping.get("repeat_interval", default_repeat), f"{key}.repeat_interval"
@@ -405,7 +432,17 @@ def _rule(
             raise ConfigError(f"{key}.op: metric {metric} is compared with == or != only")
         threshold = _expect_str(threshold, f"{key}.threshold")
 
-    for_seconds = _duration_or_zero(mapping.get("for", 0), f"{key}.for")
+    # Status words come from a window of observations and can pass through
+    # STALL or STOP while a group rebalances: by default a status rule waits
+    # before paging and before calling an incident over (README, "Hysteresis").
+    status_rule = not measure.numeric
+    for_seconds = _duration_or_zero(
+        mapping.get("for", DEFAULT_STATUS_FOR if status_rule else 0), f"{key}.for"
+    )
+    keep_firing_for = _duration_or_zero(
+        mapping.get("keep_firing_for", DEFAULT_STATUS_KEEP_FIRING_FOR if status_rule else 0),
+        f"{key}.keep_firing_for",
+    )
     severity = _expect_str(mapping.get("severity", "warning"), f"{key}.severity")
 
     labels: dict[str, str] = {}
@@ -424,6 +461,13 @@ def _rule(
         *labels,
         *cluster_label_names,
     }
+    if not measure.per_cluster:
+        # About the exporter itself: no cluster, and no cluster's constant labels.
+        available -= {"cluster", *cluster_label_names}
+        if mapping.get("clusters") is not None:
+            raise ConfigError(
+                f"{key}.clusters: metric {metric} is about the exporter, not a cluster"
+            )
     annotations: dict[str, Template] = {}
     raw_annotations = _expect_mapping(mapping.get("annotations") or {}, f"{key}.annotations")
     for annotation, text in raw_annotations.items():
@@ -433,7 +477,8 @@ def _rule(
         except TemplateError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if "summary" not in annotations:
-        annotations["summary"] = parse_template(_default_summary(metric, measure.labels), available)
+        default = _default_summary(metric, measure.labels, measure.per_cluster)
+        annotations["summary"] = parse_template(default, available)
 
     if "notifiers" in mapping:
         raw = mapping["notifiers"]
@@ -474,6 +519,7 @@ def _rule(
         threshold=threshold,
         for_seconds=for_seconds,
         severity=severity,
+        keep_firing_for=keep_firing_for,
         labels=labels,
         annotations=annotations,
         notifiers=rule_notifiers,
@@ -483,6 +529,7 @@ def _rule(
     )
 
 
-def _default_summary(metric: str, labels: Sequence[str]) -> str:
-    where = " ".join(f"{name}={{{{ $labels.{name} }}}}" for name in ("cluster", *labels))
+def _default_summary(metric: str, labels: Sequence[str], per_cluster: bool = True) -> str:
+    names = ("cluster", *labels) if per_cluster else tuple(labels)
+    where = " ".join(f"{name}={{{{ $labels.{name} }}}}" for name in names)
     return f"{metric} is {{{{ $value }}}} (threshold {{{{ $threshold }}}}): {where}"

@@ -30,6 +30,42 @@ def format_value(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def humanize_seconds(seconds: float) -> str:
+    """100 -> '1m 40s', 7500 -> '2h 5m', 0.25 -> '0.25s'."""
+    if seconds < 60:
+        return f"{round(seconds, 2):g}s"
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return " ".join(parts[:2])  # '3d 4h', not '3d 4h 12m 9s': a page is read at a glance
+
+
+def humanize(value: object, unit: str) -> str:
+    """A value for people, in the unit of its measure: '14,018 messages', '1m 40s'."""
+    if value is None:
+        return ""
+    if isinstance(value, str | bool) or not isinstance(value, int | float):
+        return str(value)
+    if unit == "seconds":
+        return humanize_seconds(float(value))
+    if unit == "up":
+        return "up" if value else "down"
+    if unit == "failing":
+        return "failing" if value else "delivering"
+    if unit == "messages/s":
+        return f"{_count(float(value))} messages/s"
+    if unit == "messages":
+        return f"{_count(float(value))} message{'' if value == 1 else 's'}"
+    return format_value(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """A parsed template: literal text alternating with variables."""

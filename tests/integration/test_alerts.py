@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lag_exporter.alerts.notifiers import rfc3339
 
 from ..receiver import Receiver, receiving
 from .conftest import Exporter, Kafka, free_port, value, wait_until
@@ -101,10 +104,7 @@ def test_consumer_stops_one_firing_then_catches_up_one_resolved(
         assert receiver.received()[0].path == "/alerts"
 
     s = exporter.metrics()
-    assert (
-        value(s, "lag_exporter_alert_notifications_total", notifier="hook", outcome="delivered")
-        == 2
-    )
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="delivered") == 2
     assert value(s, "lag_exporter_alerts", rule="BillingBehind", state="firing") == 0
     log = exporter.log()
     assert log.count("alert BillingBehind firing:") == 1
@@ -127,12 +127,11 @@ def test_receiver_answering_503_still_gets_the_notification(
         exporter.wait_polls(2)
         assert states(receiver) == ["firing"]
     s = exporter.metrics()
-    assert value(s, "lag_exporter_alert_notification_retries_total", notifier="hook") == 3
-    assert (
-        value(s, "lag_exporter_alert_notifications_total", notifier="hook", outcome="delivered")
-        == 1
-    )
-    assert "attempt 1/5 failed (HTTP 503), retrying in 0.2s" in exporter.log()
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="retried") == 3
+    assert value(s, "lag_exporter_notifications_total", notifier="hook", result="delivered") == 1
+    assert value(s, "lag_exporter_notification_queue_length", notifier="hook") == 0
+    assert value(s, "lag_exporter_notifications_failing", notifier="hook") == 0
+    assert "attempt 1 failed (HTTP 503), retrying in 0.2s" in exporter.log()
 
 
 def test_state_file_survives_restarts(
@@ -173,6 +172,58 @@ def test_state_file_survives_restarts(
         exporter.wait_polls(2)
         assert states(receiver) == ["firing", "resolved"]
         assert json.loads(state.read_text())["alerts"] == []
+
+
+def test_notification_queued_at_sigkill_is_delivered_after_the_restart(
+    kafka: Kafka,
+    unique: Callable[[str], str],
+    start_exporter: StartExporter,
+    tmp_path: Path,
+) -> None:
+    """The receiver is down, the firing notification waits in the outbox; the
+    exporter is killed (no chance to save anything then); after the restart
+    the receiver, back, gets it once, and the resolve after it."""
+    topic, group, consumer = caught_up_group(kafka, unique)
+    rule = {"name": "Queued", "metric": "lag_sum", "threshold": 5, "groups": [group]}
+    state = tmp_path / "alerts.json"
+    port = free_port()  # nothing listens there yet: connection refused
+    hook = {"type": "webhook", "url": f"http://127.0.0.1:{port}/", "backoff": "200ms"}
+    doc = config(kafka, [rule], notifiers={"hook": hook}, state_file=str(state))
+    exporter = start_exporter(config=doc)
+    wait_until(lambda: lag_sum(exporter, group) == 0, what="group caught up")
+    kafka.produce(topic, 30)
+
+    def queued() -> bool:
+        s = exporter.metrics()
+        return bool(value(s, "lag_exporter_notifications_total", notifier="hook", result="retried"))
+
+    wait_until(queued, what="attempts failing")
+    s = exporter.metrics()
+    assert value(s, "lag_exporter_notification_queue_length", notifier="hook") == 1
+    assert value(s, "lag_exporter_notifications_failing", notifier="hook") == 1
+    assert (
+        value(s, "lag_exporter_notification_oldest_queued_age_seconds", notifier="hook") or 0
+    ) > 0
+    (shown,) = alerts_api(exporter)
+    assert shown["pending_notifications"]["hook"]["state"] == "firing"
+    assert shown["notified"] == {}
+    assert exporter.stop(signal.SIGKILL) == -signal.SIGKILL
+    (entry,) = json.loads(state.read_text())["outboxes"]["hook"]["entries"]
+
+    with receiving(port=port) as receiver:
+        exporter = start_exporter(config=doc)
+        wait_until(lambda: states(receiver) == ["firing"], what="the queued firing delivered")
+        (body,) = receiver.bodies()
+        assert body["timestamp"] == rfc3339(entry["at"]) and body["repeat"] is False
+        wait_until(lambda: alerts_api(exporter)[0]["notified"].get("hook"), what="notified")
+        assert alerts_api(exporter)[0]["pending_notifications"] == {}
+        assert kafka.consume(consumer, 30) == 30
+        wait_until(lambda: states(receiver) == ["firing", "resolved"], what="resolved")
+        exporter.wait_polls(2)
+        assert states(receiver) == ["firing", "resolved"]
+    s = exporter.metrics()
+    assert value(s, "lag_exporter_notification_queue_length", notifier="hook") == 0
+    assert value(s, "lag_exporter_notifications_failing", notifier="hook") == 0
 
 
 @pytest.fixture
@@ -270,7 +321,7 @@ def test_real_alertmanager_lists_the_alert_while_it_fires(
     exporter.wait_polls(3)
     assert alertmanager_alerts(alertmanager, name) == []  # and nothing re-fires it
     s = exporter.metrics()
-    delivered = {"notifier": "am", "outcome": "delivered"}
+    delivered = {"notifier": "am", "result": "delivered"}
     # Firing, resolved, and a reminder if the test ran past the 1-minute repeat interval.
-    assert (value(s, "lag_exporter_alert_notifications_total", **delivered) or 0) >= 2
-    assert value(s, "lag_exporter_alert_notifications_total", notifier="am", outcome="failed") == 0
+    assert (value(s, "lag_exporter_notifications_total", **delivered) or 0) >= 2
+    assert value(s, "lag_exporter_notifications_total", notifier="am", result="failed") == 0

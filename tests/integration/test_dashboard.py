@@ -154,6 +154,9 @@ def test_every_panel_and_rule_query_returns_data(
             "clusters": [{"name": "test", "kafka": {"bootstrap.servers": kafka.bootstrap}}],
             # A rule that fires for the lagging group, so the alert panels have data.
             "alerting": {
+                # A notifier, so its delivery metrics (which rules name) exist;
+                # the rule sends nothing to it.
+                "notifiers": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/"}},
                 "rules": [
                     {
                         "name": "Behind",
@@ -162,7 +165,7 @@ def test_every_panel_and_rule_query_returns_data(
                         "notifiers": [],
                         "groups": [lagging],
                     }
-                ]
+                ],
             },
         }
     )

@@ -323,7 +323,7 @@ def test_restart_from_state_file_no_second_firing_and_no_lost_resolve(tmp_path: 
     state_file.save(path, first.state, T0 + 30)
 
     # Restarted while still behind: no second firing notification.
-    again = Run([r], state=state_file.load(path))
+    again = Run([r], state=state_file.load(path).alerts)
     again.step(lag_poll(T0 + 120, 600))
     assert again.notifications == [] and again.phases() == ["firing"]
     # Still remembers when the hook was last told, so the reminder comes on time.
@@ -331,7 +331,7 @@ def test_restart_from_state_file_no_second_firing_and_no_lost_resolve(tmp_path: 
     assert again.sent() == [(T0 + 3630, "hook", "firing", True)]
 
     # Restarted after the consumer caught up while the exporter was down.
-    later = Run([r], state=state_file.load(path))
+    later = Run([r], state=state_file.load(path).alerts)
     later.step(lag_poll(T0 + 300, 0))
     assert later.sent() == [(T0 + 300, "hook", "resolved", False)]
     (resolved,) = later.notifications
@@ -344,7 +344,7 @@ def test_restart_keeps_pending_for_counting(tmp_path: Path) -> None:
     first = Run([r])
     first.step(lag_poll(T0, 500))
     state_file.save(path, first.state, T0)
-    again = Run([r], state=state_file.load(path))
+    again = Run([r], state=state_file.load(path).alerts)
     again.step(lag_poll(T0 + 60, 500))
     assert again.phases() == ["firing"]
 
@@ -354,8 +354,8 @@ def test_state_file_round_trip_is_exact(tmp_path: Path) -> None:
     run.step(lag_poll(T0, 500, 30))
     path = tmp_path / "s.json"
     state_file.save(path, run.state, T0)
-    assert state_file.load(path) == run.state
-    assert state_file.load(tmp_path / "missing.json") == {}
+    assert state_file.load(path).alerts == run.state
+    assert state_file.load(tmp_path / "missing.json").alerts == {}
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(state_file.StateFileError, match="not valid"):
         state_file.load(tmp_path / "bad.json")
@@ -422,6 +422,10 @@ def test_engine_matches_reference_model(
         # A long outage would age the view out; keep it young so only `reached` matters.
         run.step(down(t) if lag is None else lag_poll(t, lag), max_staleness=1e9)
         if lag is None:
+            # Unseen: nothing changes, but a firing alert is still reminded.
+            if model_phase == "firing" and t - last_sent >= repeat:
+                last_sent = t
+                expected.append((t, "firing", True))
             continue
         if lag > 100:
             if model_phase is None:
@@ -446,7 +450,7 @@ def test_engine_matches_reference_model(
 
 def test_phase_and_change_names_are_the_documented_ones() -> None:
     assert [str(p) for p in Phase] == ["pending", "firing"]
-    assert {str(c) for c in Change} == {"pending", "firing", "resolved", "inactive"}
+    assert {str(c) for c in Change} == {"pending", "firing", "resolved", "inactive", "kept"}
     assert alerting().rules == ()
 
 
@@ -488,12 +492,14 @@ def test_rules_on_lag_seconds_and_status() -> None:
             "op": "==",
             "threshold": "STOP",
             "notifiers": ["hook"],
+            "for": 0,
         },
         {
             "name": "group-err",
             "metric": "group_status",
             "op": "==",
             "threshold": "ERR",
+            "for": 0,
             "notifiers": ["hook"],
         },
     ).rules
@@ -520,3 +526,178 @@ def test_rules_on_lag_seconds_and_status() -> None:
 def test_status_rules_need_a_word_and_an_equality() -> None:
     with pytest.raises(ConfigError):
         alerting({"name": "x", "metric": "status", "op": ">", "threshold": "STOP"})
+
+
+def test_keep_firing_for_holds_a_firing_alert_through_a_dip() -> None:
+    run = Run([rule(keep_firing_for="60s")])
+    run.step(lag_poll(T0, 500))
+    run.step(lag_poll(T0 + 1, 50))  # a burst consumed: condition false
+    assert changes(run) == ["kept"] and run.phases() == ["firing"]
+    assert run.last is not None and run.last.transitions[0].alert.value == 50
+    run.step(lag_poll(T0 + 2, 500))  # back above: the same alert, no new page
+    run.step(lag_poll(T0 + 30, 50))
+    run.step(lag_poll(T0 + 89.9, 50))
+    assert run.phases() == ["firing"]
+    run.step(lag_poll(T0 + 90, 50))  # false for the whole 60 s: resolved now, once
+    assert changes(run) == ["resolved"]
+    assert [(at, status) for at, _, status, _ in run.sent()] == [
+        (T0, "firing"),
+        (T0 + 90, "resolved"),
+    ]
+
+
+def test_keep_firing_for_does_not_delay_a_pending_alert_going_inactive() -> None:
+    run = Run([rule(**{"for": "30s", "keep_firing_for": "60s"})])
+    run.step(lag_poll(T0, 500))
+    run.step(lag_poll(T0 + 10, 50))
+    assert changes(run) == ["inactive"] and run.state == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.5, 20), st.booleans()), min_size=1, max_size=40))
+def test_keep_firing_for_resolves_only_after_that_long_false(
+    steps: list[tuple[float, bool]],
+) -> None:
+    run = Run([rule(keep_firing_for="30s")])
+    t, false_since, firing = T0, None, False
+    for dt, above in steps:
+        t += dt
+        run.step(lag_poll(t, 500 if above else 5))
+        if above:
+            firing, false_since = True, None
+        elif firing:
+            false_since = t if false_since is None else false_since
+            if t - false_since >= 30:
+                firing, false_since = False, None
+        assert run.phases() == (["firing"] if firing else [])
+    firsts = [status for _, _, status, repeat in run.sent() if not repeat]
+    assert all(a != b for a, b in pairwise(firsts))
+
+
+def test_status_rules_default_to_for_2m_and_keep_firing_for_10m() -> None:
+    (status, lag) = alerting(
+        {"name": "s", "metric": "group_status", "op": "==", "threshold": "ERR"},
+        {"name": "l", "metric": "lag", "threshold": 1},
+    ).rules
+    assert (status.for_seconds, status.keep_firing_for) == (120.0, 600.0)
+    assert (lag.for_seconds, lag.keep_firing_for) == (0.0, 0.0)
+    explicit = rule(metric="status", op="==", threshold="STOP", **{"for": 0}, keep_firing_for=0)
+    assert (explicit.for_seconds, explicit.keep_firing_for) == (0.0, 0.0)
+
+
+def test_firing_alert_unseen_during_an_outage_is_still_reminded() -> None:
+    """Repeats go on while the cluster is unreachable, so Alertmanager (which
+    ends an alert not re-sent before its endsAt) does not resolve it."""
+    run = Run([rule(notifiers=["am"])], repeat={"am": 60.0})
+    run.step(lag_poll(T0, 500))
+    for i in range(1, 11):  # 5 minutes unreachable, polled every 30 s
+        run.step(down(T0 + 30 * i), max_staleness=60)
+    assert run.view is not None and run.view.groups == {}
+    assert run.phases() == ["firing"]
+    assert [(at - T0, repeat) for at, _, _, repeat in run.sent()] == [
+        (0, False),
+        (60, True),
+        (120, True),
+        (180, True),
+        (240, True),
+        (300, True),
+    ]
+    run.step(lag_poll(T0 + 330, 5))  # back, and really caught up: resolved
+    assert changes(run) == ["resolved"]
+
+
+def test_a_lower_bound_below_the_threshold_resolves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections.abc import Iterator
+
+    from lag_exporter.alerts.measures import Measure, Series
+
+    values = {"v": (500.0, False)}
+
+    def extract(view: object) -> Iterator[Series]:
+        value, bound = values["v"]
+        yield Series((("consumergroup", "g"),), value, False, bound)
+
+    monkeypatch.setitem(MEASURES, "fake_seconds", Measure(("consumergroup",), extract))
+    (r,) = alerting(
+        {"name": "old", "metric": "fake_seconds", "threshold": 300, "notifiers": ["hook"]}
+    ).rules
+    run = Run([r])
+    run.step(lag_poll(T0, 1))
+    assert run.phases() == ["firing"]
+    values["v"] = (12.0, True)  # history lost: "at least 12 s"
+    run.step(lag_poll(T0 + 10, 1))
+    assert changes(run) == [] and run.phases() == ["firing"]
+    values["v"] = (400.0, True)  # a lower bound above the threshold is certain
+    run.step(lag_poll(T0 + 20, 1))
+    assert run.phases() == ["firing"]
+    values["v"] = (12.0, False)  # a real value below: resolved
+    run.step(lag_poll(T0 + 30, 1))
+    assert changes(run) == ["resolved"]
+
+
+def test_cluster_up_and_poll_age_seconds_measures() -> None:
+    run = Run(
+        [
+            rule(name="unreachable", metric="cluster_up", op="==", threshold=0),
+            rule(name="stale", metric="poll_age_seconds", threshold=60),
+        ]
+    )
+    run.step(lag_poll(T0, 0))
+    assert run.state == {}
+    run.step(down(T0 + 30))
+    assert [a.rule for a in run.state.values()] == ["unreachable"]
+    (alert,) = run.state.values()
+    assert alert.identity == (("cluster", "c1"),)
+    run.step(down(T0 + 61))
+    assert sorted(a.rule for a in run.state.values()) == ["stale", "unreachable"]
+    run.step(lag_poll(T0 + 90, 0))
+    assert run.state == {} and sorted(changes(run)) == ["resolved", "resolved"]
+
+
+def test_exporter_measures_resolve_when_false_or_gone() -> None:
+    from lag_exporter.alerts.engine import evaluate_exporter
+
+    (r,) = alerting(
+        {"name": "failing", "metric": "notifications_failing", "threshold": 0, "for": "20s"}
+    ).rules
+    a, b = (("notifier", "a"),), (("notifier", "b"),)
+    repeat = {"hook": 3600.0, "am": 60.0}
+    e1 = evaluate_exporter([r], {"notifications_failing": {a: 1, b: 1}}, T0, {}, repeat)
+    assert [str(t.change) for t in e1.transitions] == ["pending", "pending"]
+    e2 = evaluate_exporter([r], {"notifications_failing": {a: 1, b: 0}}, T0 + 20, e1.state, repeat)
+    assert sorted(str(t.change) for t in e2.transitions) == ["firing", "inactive"]
+    (alert,) = e2.state.values()
+    assert alert.identity == a and alert.label("cluster") is None
+    assert {n.notifier for n in e2.notifications} == {"hook", "am"}
+    e3 = evaluate_exporter([r], {"notifications_failing": {}}, T0 + 30, e2.state, repeat)
+    assert [str(t.change) for t in e3.transitions] == ["resolved"] and e3.state == {}
+    # Cluster evaluations leave exporter alerts alone, and so does retire.
+    run = Run([r], state=dict(e2.state))
+    run.step(lag_poll(T0 + 40, 500))
+    assert run.state == e2.state
+    assert retire(e2.state, [r], ["c1"], T0 + 50).state == e2.state
+
+
+def test_exporter_rules_have_no_cluster_label_or_selector() -> None:
+    with pytest.raises(ConfigError, match=r"no label 'cluster'"):
+        alerting(
+            {
+                "name": "f",
+                "metric": "notifications_failing",
+                "threshold": 0,
+                "annotations": {"summary": "{{ $labels.cluster }}"},
+            }
+        )
+    with pytest.raises(ConfigError, match=r"clusters: metric notifications_failing is about"):
+        alerting({"name": "f", "metric": "notifications_failing", "threshold": 0, "clusters": "c1"})
+
+
+def test_alert_of_a_cluster_the_rule_no_longer_selects_resolves() -> None:
+    run = Run([rule()])
+    run.step(lag_poll(T0, 500))
+    assert run.phases() == ["firing"]
+    run.rules = [rule(clusters={"exclude": ["c1"]})]  # edited across a restart
+    run.step(lag_poll(T0 + 10, 500))
+    assert changes(run) == ["resolved"] and run.state == {}

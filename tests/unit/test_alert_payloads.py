@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -72,6 +73,10 @@ def test_native_webhook_payload_version_1() -> None:
         "op": ">",
         "value": 600,
         "threshold": 100,
+        "status": None,
+        "threshold_status": None,
+        "value_text": "600 messages",
+        "threshold_text": "100 messages",
         "startsAt": rfc3339(T0 + 30.25),
         "endsAt": None,
         "cluster": "c1",
@@ -92,13 +97,53 @@ def test_alertmanager_webhook_format_for_existing_receivers() -> None:
     firing, resolved = episode()
     doc = body(cfg(format="alertmanager"), firing)
     assert doc["version"] == "4" and doc["status"] == "firing" and doc["receiver"] == "n"
-    assert doc["groupLabels"] == {"alertname": "behind"}
+    assert doc["groupLabels"] == doc["commonLabels"] == dict(firing.alert.labels)
+    assert doc["groupKey"] == (
+        '{}:{alertname="behind", cluster="c1", consumergroup="g", partition="0", '
+        'severity="warning", topic="t"}'
+    )
+    assert doc["truncatedAlerts"] == 0
     (alert,) = doc["alerts"]
     assert alert["status"] == "firing" and alert["endsAt"] == "0001-01-01T00:00:00Z"
     assert alert["labels"]["consumergroup"] == "g" and alert["startsAt"] == rfc3339(T0 + 30.25)
     assert alert["generatorURL"] == "http://exporter-1:9308/api/v1/alerts"
     (ended,) = body(cfg(format="alertmanager"), resolved)["alerts"]
     assert ended["status"] == "resolved" and ended["endsAt"] == rfc3339(T0 + 90)
+
+
+def test_alertmanager_webhook_group_key_is_one_per_alert_and_kept_by_its_resolve() -> None:
+    run = Run([rule()])
+    run.step(lag_poll(T0, 500, 600, 700))
+    run.step(lag_poll(T0 + 10, 5, 600, 700))
+    am = cfg(format="alertmanager")
+    keys = [body(am, n)["groupKey"] for n in run.notifications]
+    firing_keys, resolved_key = keys[:3], keys[3]
+    assert len(set(firing_keys)) == 3  # one incident per alert
+    assert resolved_key == firing_keys[0]  # the resolve closes the incident that fired
+    assert body(am, run.notifications[3])["alerts"][0]["labels"]["partition"] == "0"
+
+
+def test_status_rules_give_numbers_in_value_and_words_beside() -> None:
+    from lag_exporter.alerts.notifiers import measured
+    from lag_exporter.alerts.template import humanize, humanize_seconds
+
+    (alert,) = Run([rule()]).step(lag_poll(T0, 14018)).state.values()
+    status = replace(alert, metric="status", op="==", value="STOP", threshold="STOP")
+    assert measured(status) == {
+        "value": 4,
+        "threshold": 4,
+        "status": "STOP",
+        "threshold_status": "STOP",
+        "value_text": "STOP",
+        "threshold_text": "STOP",
+    }
+    assert measured(alert)["value_text"] == "14,018 messages"
+    seconds = replace(alert, metric="max_lag_seconds", value=100.0, threshold=60)
+    assert measured(seconds)["value_text"] == "1m 40s"
+    assert measured(seconds)["value"] == 100.0 and measured(seconds)["status"] is None
+    assert humanize_seconds(7500) == "2h 5m" and humanize_seconds(0.25) == "0.25s"
+    assert humanize(1, "messages") == "1 message" and humanize(0, "up") == "down"
+    assert humanize(3.5, "messages/s") == "3.50 messages/s"
 
 
 def test_alertmanager_api_body_like_prometheus() -> None:
@@ -125,8 +170,8 @@ def test_slack_message_reads_well() -> None:
         "Group": "g",
         "Topic": "t",
         "Partition": "0",
-        "Value": "600",
-        "Threshold": "lag > 100",
+        "Value": "600 messages",
+        "Threshold": "lag > 100 messages",
         "Severity": "warning",
     }
     assert attachment["color"] == "#d63232"
@@ -137,7 +182,15 @@ def test_slack_message_reads_well() -> None:
 def snapshot() -> AlertsSnapshot:
     run = Run([rule(**{"for": "1m"}), rule(name="sum", metric="lag_sum")])
     run.step(lag_poll(T0, 500, 50))
-    stats = NotifierStats({"delivered": 3, "failed": 1}, retries=2, queued=0)
+    firing = next(a for a in run.state.values() if a.rule == "sum")
+    stats = NotifierStats(
+        {"delivered": 3, "failed": 1, "retried": 2},
+        queued=1,
+        oldest_queued_age=12.5,
+        failing=True,
+        told={},
+        pending={firing.key: ("firing", T0, 2)},
+    )
     return AlertsSnapshot(
         alerts=tuple(run.state.values()),
         rules=("behind", "sum", "quiet"),
@@ -163,14 +216,37 @@ def test_alert_metrics_by_rule_state_and_notifier_outcome() -> None:
     assert samples[("lag_exporter_alerts", (("rule", "behind"), ("state", "pending")))] == 1
     assert samples[("lag_exporter_alerts", (("rule", "sum"), ("state", "firing")))] == 1
     assert samples[("lag_exporter_alerts", (("rule", "quiet"), ("state", "firing")))] == 0
-    key = ("lag_exporter_alert_notifications_total", (("notifier", "hook"), ("outcome", "failed")))
-    assert samples[key] == 1
-    dropped = (
-        "lag_exporter_alert_notifications_total",
-        (("notifier", "hook"), ("outcome", "dropped")),
-    )
-    assert samples[dropped] == 0
-    assert samples[("lag_exporter_alert_notification_retries_total", (("notifier", "hook"),))] == 2
+
+    def result(name: str) -> float:
+        key = (("notifier", "hook"), ("result", name))
+        return samples[("lag_exporter_notifications_total", key)]
+
+    assert [result(r) for r in ("delivered", "retried", "failed", "dropped_after_horizon")] == [
+        3,
+        2,
+        1,
+        0,
+    ]
+    hook = (("notifier", "hook"),)
+    assert samples[("lag_exporter_notification_queue_length", hook)] == 1
+    assert samples[("lag_exporter_notification_oldest_queued_age_seconds", hook)] == 12.5
+    assert samples[("lag_exporter_notifications_failing", hook)] == 1
+
+
+def test_alerts_api_says_which_notifiers_were_told_and_which_wait() -> None:
+    snap = snapshot()
+    doc = json.loads(render_alerts(snap))
+    by_rule = {a["rule"]: a for a in doc["alerts"]}
+    assert by_rule["sum"]["pending_notifications"] == {
+        "hook": {"state": "firing", "queued_at": rfc3339(T0), "attempts": 2}
+    }
+    assert by_rule["sum"]["notified"] == {}
+    assert by_rule["sum"]["startsAt"] == rfc3339(T0)
+    told = NotifierStats(told={next(a for a in snap.alerts if a.rule == "sum").key: T0 + 1})
+    doc = json.loads(render_alerts(AlertsSnapshot(snap.alerts, snap.rules, {"hook": told})))
+    by_rule = {a["rule"]: a for a in doc["alerts"]}
+    assert by_rule["sum"]["notified"] == {"hook": rfc3339(T0 + 1)}
+    assert by_rule["sum"]["pending_notifications"] == {}
 
 
 def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
@@ -204,4 +280,4 @@ def test_alerts_api_served_with_metrics_from_one_snapshot() -> None:
     assert b"kafka_consumergroup_lag{" in text
     assert json.loads(render_alerts(None)) == {"alerts": []}
     # The firing alert was queued for both notifiers (not started here: nothing sent).
-    assert b'lag_exporter_alert_notification_queue_length{notifier="hook"} 1.0' in text
+    assert b'lag_exporter_notification_queue_length{notifier="hook"} 1.0' in text

@@ -11,7 +11,7 @@ import yaml
 from lag_exporter.alerts.measures import MEASURES
 from lag_exporter.alerts.template import TemplateError, parse_template
 from lag_exporter.cli import main
-from lag_exporter.config import ConfigError, parse_settings
+from lag_exporter.config import ConfigError, load_settings, parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS = [{"name": "prod", "kafka": {"bootstrap.servers": "b:9092"}, "labels": {"env": "p"}}]
@@ -241,6 +241,20 @@ def test_unwritable_state_file_stops_the_start_with_exit_2(
     assert "alerting.state_file: cannot write alert state file" in capsys.readouterr().err
 
 
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The example takes its secrets from the environment (its first line names them).
+    monkeypatch.setenv("KAFKA_PASSWORD", "x")
+    monkeypatch.setenv("ALERT_WEBHOOK_TOKEN", "Bearer x")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/T0/B0/x")
+    settings = load_settings(ROOT / "examples" / "config.yml")
+    assert settings.alerting is not None and settings.alerting.rules
+    rules = {r.name: r for r in settings.alerting.rules}
+    assert rules["ConsumerGroupStopped"].keep_firing_for == 600
+    assert rules["AlertDeliveryFailing"].metric == "notifications_failing"
+    hook = settings.alerting.notifiers["ops-webhook"]
+    assert (hook.max_backoff, hook.retry_for, hook.max_attempts) == (60, 86400, None)
+
+
 def test_templates() -> None:
     t = parse_template("{{$labels.topic}} at {{ $value }} / {{ $threshold }}!", {"topic"})
     assert t.render({"topic": "orders"}, 1500.0, 1000) == "orders at 1500 / 1000!"
@@ -251,8 +265,27 @@ def test_templates() -> None:
 
 
 def test_every_measure_declares_its_labels() -> None:
+    per_cluster = {"cluster_up", "poll_age_seconds"}
+    exporter = {"notifications_failing": ("notifier",)}
     for name, measure in MEASURES.items():
-        assert measure.labels, name
-        # Every series names what it is about: a group, or a dead-letter topic's main topic.
-        assert measure.labels[0] in ("consumergroup", "main_topic"), name
+        assert measure.per_cluster != (name in exporter), name
+        if name in exporter:
+            assert measure.labels == exporter[name], name
+            continue
+        assert bool(measure.labels) != (name in per_cluster), name
+        # Every other series names what it is about: a group, or a dead-letter topic's main topic.
+        if measure.labels:
+            assert measure.labels[0] in ("consumergroup", "main_topic"), name
         assert len(set(measure.labels)) == len(measure.labels), name
+        assert measure.unit in ("messages", "seconds", "messages/s", "status", "up"), name
+
+
+def test_cluster_measures_take_no_group_selector() -> None:
+    from lag_exporter.alerts.rules import parse_alerting
+
+    with pytest.raises(ConfigError, match=r"groups: metric cluster_up is not per group"):
+        parse_alerting(
+            {"rules": [{"name": "x", "metric": "cluster_up", "threshold": 1, "groups": ["g"]}]},
+            cluster_names=["c1"],
+            cluster_label_names=(),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,16 @@ def test_start_resolves_alerts_of_a_rule_removed_while_stopped(tmp_path: Path) -
     again = service(tmp_path, RULE, transport=transport)
     again.start()
     try:
-        (body,) = transport.wait(1)
+        bodies = transport.wait(3)
     finally:
         again.stop(1)
-    assert (body["rule"], body["state"]) == ("old", "resolved")
+    # The firings queued before the restart were never delivered: they go out
+    # first, and the receiver of `old` learns that it fired, then that it ended.
+    assert [(b["rule"], b["state"]) for b in bodies] == [
+        ("behind", "firing"),
+        ("old", "firing"),
+        ("old", "resolved"),
+    ]
     assert [a.rule for a in again.snapshot().alerts] == ["behind"]
 
 
@@ -109,3 +116,59 @@ def test_corrupt_state_file_is_a_configuration_error(tmp_path: Path) -> None:
     (tmp_path / "alerts.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"alerting.state_file: alert state file .* not valid"):
         service(tmp_path, RULE, transport=Transport())
+
+
+def test_an_exporter_rule_on_notifications_failing_pages_through_another_notifier(
+    tmp_path: Path,
+) -> None:
+    from lag_exporter.alerts.delivery import Deliverer
+
+    transport = Transport()
+    notifiers = {
+        "pager": {"type": "webhook", "url": "http://127.0.0.1:1/pager"},
+        "dead": {"type": "webhook", "url": "http://127.0.0.1:2/dead", "backoff": "1h"},
+    }
+    settings = alerting(
+        {**RULE, "notifiers": ["dead"]},
+        {
+            "name": "DeliveryFailing",
+            "metric": "notifications_failing",
+            "op": "==",
+            "threshold": 1,
+            "notifiers": ["pager"],
+        },
+        notifiers=notifiers,
+    )
+
+    def route(request: HttpRequest) -> int:
+        if request.url.endswith("/dead"):
+            return 503
+        return transport(request)
+
+    a = Alerting(
+        settings,
+        cluster_names=["c1"],
+        listen_host_port=("0.0.0.0", 9308),
+        transport=route,
+        clock=lambda: T0 + 1000,
+    )
+    a.start()
+    try:
+        a.evaluate(view_of(lag_poll(T0, 500)), T0)  # queued for "dead", which fails
+        dead: Deliverer = a._deliverers["dead"]
+        started = time.monotonic()
+        while not dead.stats().failing:
+            assert time.monotonic() - started < 5, "the dead notifier never failed"
+            time.sleep(0.01)
+        snapshot = a.evaluate(view_of(lag_poll(T0 + 10, 500)), T0 + 10)
+        (body,) = transport.wait(1)
+    finally:
+        a.stop(1)
+    assert body["rule"] == "DeliveryFailing" and body["state"] == "firing"
+    assert body["labels"] == {
+        "alertname": "DeliveryFailing",
+        "notifier": "dead",
+        "severity": "warning",
+    }
+    assert body["cluster"] is None and body["value_text"] == "failing"
+    assert {x.rule for x in snapshot.alerts} == {"behind", "DeliveryFailing"}
