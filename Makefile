@@ -15,7 +15,7 @@ CORE_TESTS = tests/integration/test_core.py tests/integration/test_crosscheck.py
 # Java (17 or later) and Maven run the local Kafka broker (jars from Maven Central).
 # The tests also need Prometheus (with promtool), Alertmanager and openssl.
 DEMO_PACKAGES = default-jre-headless maven
-TEST_PACKAGES = $(DEMO_PACKAGES) prometheus prometheus-alertmanager openssl
+TEST_PACKAGES = $(DEMO_PACKAGES) prometheus prometheus-alertmanager openssl chromium
 
 install-demo-system:
 	@sh ci/system-packages.sh "make demo" $(DEMO_PACKAGES)

@@ -25,7 +25,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import history as history_store
@@ -38,6 +38,8 @@ from .health import next_health, poll_outcome
 from .kafka import Collector
 from .metrics import Exposition, render
 from .model import ClusterView, PollResult
+from .ui.documents import Overview
+from .ui.snapshot import ClusterUi, cluster_ui
 from .view import Derivation, build_view
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ class Published:
     groups_json: bytes | LazyDocument
     ready: bool  # every cluster has had a poll that reached it
     alerts_json: bytes = render_alerts(None)
+    # The web UI's snapshot of every cluster and the alerts (ui/).
+    overview: Overview = field(default_factory=Overview)
 
     def groups_document(self) -> bytes:
         """The JSON of /api/v1/groups, rendered now if this is its first request."""
@@ -96,6 +100,7 @@ class Store:
         self._names = list(cluster_names)
         self._granularity = dict(granularity or {})  # cluster name -> granularity
         self._views: dict[str, ClusterView] = {}
+        self._ui: dict[str, ClusterUi] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
         self._alerting = alerting
@@ -111,9 +116,13 @@ class Store:
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
 
-    def update(self, view: ClusterView) -> None:
+    def update(self, view: ClusterView, ui: ClusterUi | None = None) -> None:
         with self._lock:
             self._views[view.cluster] = view
+            if ui is not None:
+                self._ui[view.cluster] = ui
+            else:
+                self._ui.pop(view.cluster, None)
             if view.health.up:
                 self._ever_up.add(view.cluster)
             # Evaluated under the same lock as the rendering, so the exposition,
@@ -134,6 +143,9 @@ class Store:
             groups_json=LazyDocument(functools.partial(render_groups, views)),
             ready=self._ever_up.issuperset(self._names),
             alerts_json=render_alerts(self._alerts),
+            overview=Overview.build(
+                [self._ui[n] for n in self._names if n in self._ui], self._alerts
+            ),
         )
 
     def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
@@ -157,6 +169,7 @@ class Store:
             for name in list(self._views):
                 if name not in self._names:
                     del self._views[name]
+                    self._ui.pop(name, None)
             self._ever_up &= set(self._names)
             if self._alerting is not None:
                 # Alerts of clusters no longer configured are resolved.
@@ -278,8 +291,16 @@ class ClusterPoller:
             )
         if self._stop.is_set():
             return view  # retired by a reload or a shutdown: no longer served
+        # What the web UI needs from the history is read here, on the poller's
+        # own thread, the only one that touches the history.
+        ui = cluster_ui(
+            view,
+            self.history,
+            poll_interval=self.cluster.poll_interval,
+            rules=self.derive.status_rules,
+        )
         built = time.monotonic()
-        self.store.update(view)
+        self.store.update(view, ui)
         log.debug(
             "cluster %s: view built in %.3fs, rendered in %.3fs",
             self.cluster.name,
