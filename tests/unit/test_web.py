@@ -1,227 +1,209 @@
-"""The web UI's pure parts: trends from the history, reasons in words, filters,
-pages (escaping of every name that comes from Kafka) and the documents."""
+"""Web config: TLS and basic auth on the HTTP server, in the exporter-toolkit's file format."""
 
 from __future__ import annotations
 
-import json
-import re
-from html.parser import HTMLParser
+import base64
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
+import bcrypt
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from lag_exporter.config import ClusterConfig
-from lag_exporter.model import ClusterView, Member
-from lag_exporter.status import Status
-from lag_exporter.ui.documents import Overview, Query, select
-from lag_exporter.ui.routes import answer
-from lag_exporter.ui.snapshot import cluster_ui
-from lag_exporter.ui.text import count, duration, rate
-from lag_exporter.view import Derivation
+from lag_exporter.api import render_groups
+from lag_exporter.config import ConfigError
+from lag_exporter.daemon import Published
+from lag_exporter.metrics import render
+from lag_exporter.server import HttpServer
+from lag_exporter.web import BasicAuth, load_web_config, parse_web_config
 
-from .factories import group, poll, view_of
+from ..certs import Authority, Issued, authority
 
-EVIL_GROUP = '<script>alert("g")</script>&"\''
-EVIL_TOPIC = '"><img src=x onerror=alert(1)>'
-EVIL_CLIENT = "</td><script>alert('c')</script>"
-INTERVAL = 15.0
-T0 = 1_700_000_000.0
+EMPTY = Published((), render(()), render_groups(()), ready=True)
+PASSWORD = "correct horse battery staple"
 
 
-def _scenario(polls: int = 25) -> tuple[ClusterView, Derivation]:
-    """Production of 100 messages per poll on two partitions; `stuck` stops at 0 on
-    partition 0 (no member), `good` (one member with a hostile client id) keeps up."""
-    derive = Derivation.for_cluster(ClusterConfig(name="c1", kafka={}))
-    previous: ClusterView | None = None
-    p0, p1 = (EVIL_TOPIC, 0), (EVIL_TOPIC, 1)
-    for i in range(polls):
-        end = 100 * (i + 1)
-        previous = view_of(
-            poll(
-                T0 + INTERVAL * i,
-                topics={EVIL_TOPIC: 2},
-                ends={p0: (0, end), p1: (0, end)},
-                groups=[
-                    group(EVIL_GROUP, state="Empty"),
-                    group("good", Member("m1", EVIL_CLIENT, "/10.0.0.1", None, (p0, p1))),
-                ],
-                committed={
-                    EVIL_GROUP: {p0: 0, p1: end},
-                    "good": {p0: end, p1: end},
-                },
-            ),
-            previous,
-            derive=derive,
-        )
-    assert previous is not None
-    return previous, derive
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Authority, Issued, Authority]:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = authority(directory, "web")
+    server = ca.issue("exporter", server=True)
+    clients = authority(directory, "clients")
+    return directory, ca, server, clients
 
 
-def _overview(polls: int = 25) -> Overview:
-    view, derive = _scenario(polls)
-    ui = cluster_ui(view, derive.history, poll_interval=INTERVAL, rules=derive.status_rules)
-    return Overview.build([ui], None)
+def _hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
 
 
-def test_trend_sums_lag_at_each_time_and_has_real_times() -> None:
-    overview = _overview()
-    stuck = overview.find("c1", EVIL_GROUP)
-    assert stuck is not None
-    trend = stuck[1].trend
-    assert trend is not None
-    # The last point is the last poll; the lag there is the group's lag now.
-    assert trend.times[-1] == T0 + INTERVAL * 24
-    assert trend.lag[-1] == 2500 == stuck[1].total_lag
-    # Lag only grows for a group stuck at offset 0 while production goes on.
-    assert list(trend.lag) == sorted(trend.lag)
-    assert trend.lag[0] < trend.lag[-1]
-    # Lag seconds grow with it (the stuck partition's oldest message ages).
-    seconds = [s for s in trend.lag_seconds if s is not None]
-    assert seconds and seconds[-1] > seconds[0]
-    assert seconds[-1] == pytest.approx(stuck[1].max_lag_seconds, abs=INTERVAL)
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def test_stopped_partition_has_its_reason_in_words() -> None:
-    overview = _overview()
-    found = overview.find("c1", EVIL_GROUP)
-    assert found is not None
-    summary = found[1]
-    assert summary.status is Status.ERR
-    reason = summary.reasons[(EVIL_TOPIC, 0)]
-    assert reason == "no commit for 6 min while 2,500 behind; no member owns it"
+def _get(
+    url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None
+) -> int:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
-def test_worst_group_first_and_filters() -> None:
-    overview = _overview()
-    assert [g.group for g in overview.groups] == [EVIL_GROUP, "good"]
-    assert [g.group for g in select(overview, Query.parse("group=GOO")).groups] == ["good"]
-    assert [g.group for g in select(overview, Query.parse("status=err")).groups] == [EVIL_GROUP]
-    assert select(overview, Query.parse("topic=onerror")).matched == 2
-    assert select(overview, Query.parse("topic=nothing")).matched == 0
-    assert select(overview, Query.parse("cluster=other")).matched == 0
-    paged = select(overview, Query.parse("limit=1&page=2"))
-    assert (paged.page, paged.pages, [g.group for g in paged.groups]) == (2, 2, ["good"])
-
-
-class _Collect(HTMLParser):
-    """Every element and every text node: injected markup would show up as elements."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.text: list[str] = []
-        self.attrs: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.attrs.extend(v or "" for _, v in attrs)
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
+def test_parse_full_config_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        "tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
+        "basic_auth_users:\n  prom: " + _hash("x") + "\n"
+    )
+    with pytest.raises(ConfigError, match=r"cannot load cert_file .*s\.crt"):
+        load_web_config(path)  # relative to the file, and missing there
+    doc = {"basic_auth_users": {"prom": _hash("x")}}
+    assert set(parse_web_config(doc, tmp_path).users) == {"prom"}
 
 
 @pytest.mark.parametrize(
-    ("path", "query"),
+    ("doc", "message"),
     [
-        ("/", ""),
-        ("/", "group=%3Cscript"),
-        ("/group", "cluster=c1&group=" + re.sub(r"(.)", lambda m: f"%{ord(m[1]):02X}", EVIL_GROUP)),
-        ("/group", "cluster=c1&group=good"),
-        ("/group", "cluster=c1&group=%3Cu%3Emissing"),
+        ({"tls_server_config": {"cert_file": "a"}}, "key_file: required"),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "a",
+                    "key_file": "b",
+                    "client_auth_type": "RequestClientCert",
+                }
+            },
+            "not supported",
+        ),
+        (
+            {"tls_server_config": {"cert_file": "a", "key_file": "b", "client_ca_file": "c"}},
+            "without a client_auth_type",
+        ),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "a",
+                    "key_file": "b",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "client_ca_file: required",
+        ),
+        (
+            {"tls_server_config": {"cert_file": "a", "key_file": "b", "min_version": "SSL3"}},
+            "min_version",
+        ),
+        ({"basic_auth_users": {"prom": "plain-text-password"}}, "expected a bcrypt hash"),
+        ({"basic_auth_users": ["prom"]}, "expected a mapping"),
+        ({"http_server_config": {"http2": True}}, "unknown or unsupported key"),
     ],
 )
-def test_pages_escape_every_name_from_kafka(path: str, query: str) -> None:
-    found = answer(path, query, _overview())
-    assert found is not None
-    page = found.body.decode()
-    parsed = _Collect()
-    parsed.feed(page)
-    # The only scripts are the page's own; no injected element exists.
-    assert parsed.tags.count("script") == 1
-    assert "img" not in parsed.tags and "u" not in parsed.tags
-    text = "".join(parsed.text)
-    attrs = " ".join(parsed.attrs)
-    if path == "/" and not query:
-        assert EVIL_GROUP in text and EVIL_TOPIC in text
-    if "group=good" in query:
-        assert EVIL_CLIENT not in page  # its raw form never appears...
-        assert EVIL_CLIENT in text  # ...but its text is shown
-    if query.startswith("cluster=c1&group=%3C%73"):
-        assert found.status == 200 and EVIL_GROUP in text
-        assert "no commit for 6 min while 2,500 behind" in text
-    if "missing" in query:
-        assert found.status == 404 and "<u>missing" in text
-    assert "<script>alert" not in attrs
+def test_invalid_web_configs_name_the_key(doc: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        parse_web_config(doc, Path("/nonexistent"))
+    assert "plain-text-password" not in str(raised.value)
 
 
-def test_group_page_owner_and_chart() -> None:
-    view, derive = _scenario()
-    ui = cluster_ui(view, derive.history, poll_interval=INTERVAL, rules=derive.status_rules)
-    overview = Overview.build([ui], None)
-    found = answer("/group", "cluster=c1&group=good", overview)
-    assert found is not None and found.status == 200
-    page = found.body.decode()
-    assert 'class="chart"' in page and "<polyline" in page
+def test_basic_auth_checks_and_caches() -> None:
+    auth = BasicAuth({"prom": _hash(PASSWORD).encode()})
+    good = _basic("prom", PASSWORD)["Authorization"]
+    assert auth.check(good)
+    started = time.perf_counter()
+    assert auth.check(good)  # cached: no bcrypt round
+    assert time.perf_counter() - started < 0.002
+    assert not auth.check(_basic("prom", "wrong")["Authorization"])
+    assert not auth.check(_basic("nobody", PASSWORD)["Authorization"])
+    assert not auth.check(_basic("prom", "x" * 100)["Authorization"])  # beyond bcrypt's 72 bytes
+    for header in (
+        None,
+        "",
+        "Bearer abc",
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"nocolon").decode(),
+    ):
+        assert not auth.check(header)
 
 
-def test_overview_document_matches_the_page() -> None:
-    overview = _overview()
-    found = answer("/api/v1/overview", "limit=1", overview)
-    assert found is not None and found.content_type == "application/json"
-    doc = json.loads(found.body)
-    assert doc["matched"] == 2 and doc["pages"] == 2
-    assert doc["counts"]["by_status"] == {"ERR": 1, "WARN": 0, "OK": 1, "unknown": 0}
-    (first,) = doc["groups"]
-    assert first["group"] == EVIL_GROUP and first["status"] == "ERR"
-    assert first["total_lag"] == 2500
-    assert len(first["trend"]["times"]) == len(first["trend"]["lag"]) == 20
-    assert doc["clusters"][0]["cluster"] == "c1" and doc["refresh_seconds"] == INTERVAL
+@pytest.fixture
+def tls_server(
+    pki: tuple[Path, Authority, Issued, Authority],
+) -> Iterator[tuple[int, ssl.SSLContext]]:
+    directory, ca, server_cert, clients = pki
+    web = parse_web_config(
+        {
+            "tls_server_config": {
+                "cert_file": str(server_cert.cert),
+                "key_file": str(server_cert.key),
+                "client_ca_file": str(clients.cert),
+                "client_auth_type": "VerifyClientCertIfGiven",
+            },
+            "basic_auth_users": {"prom": _hash(PASSWORD)},
+        },
+        directory,
+    )
+    server = HttpServer("127.0.0.1", 0, lambda: EMPTY, web, request_timeout=1.0)
+    server.start()
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    try:
+        yield server.port, context
+    finally:
+        server.stop()
 
 
-def test_group_document_has_reasons_owners_and_advice() -> None:
-    overview = _overview()
-    found = answer("/api/v1/group", "cluster=c1&group=good", overview)
-    assert found is not None and found.status == 200
-    doc = json.loads(found.body)
-    assert {p["reason"] for p in doc["partitions"]} == {"caught up"}
-    assert {p["client_id"] for p in doc["partitions"]} == {EVIL_CLIENT}
-    missing = answer("/api/v1/group", "cluster=c1&group=nope", overview)
-    assert missing is not None and missing.status == 404
+def test_tls_and_basic_auth(tls_server: tuple[int, ssl.SSLContext]) -> None:
+    port, context = tls_server
+    url = f"https://127.0.0.1:{port}"
+    assert _get(url + "/metrics", _basic("prom", PASSWORD), context) == 200
+    assert _get(url + "/metrics", None, context) == 401
+    assert _get(url + "/api/v1/groups", _basic("prom", "nope"), context) == 401
+    assert _get(url + "/", None, context) == 401
+    assert _get(url + "/healthz", None, context) == 200  # liveness stays open
+    # Plain HTTP to the TLS port gets nowhere, and does no harm.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        _get(f"http://127.0.0.1:{port}/metrics")
+    # A client that connects and never starts its handshake holds only its own thread.
+    with socket.create_connection(("127.0.0.1", port)):
+        assert _get(url + "/healthz", None, context) == 200
+    # Nor does a client that does not trust the server's CA get anything.
+    with pytest.raises(urllib.error.URLError):
+        _get(url + "/healthz", None, ssl.create_default_context())
+    assert _get(url + "/healthz", None, context) == 200
 
 
-def test_unknown_paths_are_not_the_uis() -> None:
-    assert answer("/nope", "", Overview()) is None
-    empty = answer("/", "", Overview())
-    assert empty is not None and b"No consumer group matches" in empty.body
+def test_client_certificates(
+    pki: tuple[Path, Authority, Issued, Authority], tls_server: tuple[int, ssl.SSLContext]
+) -> None:
+    _, ca, _, clients = pki
+    port, _ = tls_server
+    trusted = clients.issue("prometheus")
+    rogue = authority(pki[0], "rogue").issue("prometheus")
+    url = f"https://127.0.0.1:{port}/metrics"
+    ok = ssl.create_default_context(cafile=str(ca.cert))
+    ok.load_cert_chain(trusted.cert, trusted.key)
+    assert _get(url, _basic("prom", PASSWORD), ok) == 200
+    bad = ssl.create_default_context(cafile=str(ca.cert))
+    bad.load_cert_chain(rogue.cert, rogue.key)
+    with pytest.raises((urllib.error.URLError, ConnectionError, ssl.SSLError)):
+        _get(url, _basic("prom", PASSWORD), bad)
 
 
-def test_static_files_are_shipped() -> None:
-    css = answer("/static/ui.css", "", Overview())
-    js = answer("/static/ui.js", "", Overview())
-    assert css is not None and b"prefers-color-scheme: dark" in css.body
-    assert js is not None and b"textContent" in js.body and b"innerHTML" not in js.body
-
-
-def test_text_formats() -> None:
-    assert count(1204) == "1,204"
-    assert duration(360) == "6 min"
-    assert duration(42) == "42 s"
-    assert duration(65) == "1 min 5 s"
-    assert duration(3900) == "1 h 5 min"
-    assert duration(90000) == "1 d 1 h"
-    assert rate(12.345) == "12.3 msg/s"
-    assert rate(1234.0) == "1,234 msg/s"
-
-
-@given(st.floats(min_value=0, max_value=1e9), st.floats(min_value=0, max_value=1e9))
-def test_duration_is_ordered_by_its_largest_unit(a: float, b: float) -> None:
-    units = {"s": 1, "min": 60, "h": 3600, "d": 86400}
-
-    def seconds(text: str) -> int:
-        parts = text.split()
-        return sum(int(n) * units[u] for n, u in zip(parts[::2], parts[1::2], strict=True))
-
-    lo, hi = sorted((a, b))
-    assert seconds(duration(lo)) <= seconds(duration(hi))
-    assert abs(seconds(duration(hi)) - hi) <= max(1.0, hi * 0.02)
+def test_web_config_swapped_at_runtime(pki: tuple[Path, Authority, Issued, Authority]) -> None:
+    server = HttpServer("127.0.0.1", 0, lambda: EMPTY)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        assert _get(url) == 200
+        server.set_web_config(
+            parse_web_config({"basic_auth_users": {"prom": _hash(PASSWORD)}}, pki[0])
+        )
+        assert _get(url) == 401
+        assert _get(url, _basic("prom", PASSWORD)) == 200
+    finally:
+        server.stop()
