@@ -53,6 +53,8 @@ def _layout(title: str, body: str, *, data: dict[str, str]) -> bytes:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
+        # No icon: without this line every page view asks for /favicon.ico.
+        '<link rel="icon" href="data:,">'
         f"<title>{esc(title)}</title>"
         '<link rel="stylesheet" href="/static/ui.css">'
         '<script src="/static/ui.js" defer></script>'
@@ -217,7 +219,7 @@ def _owner(row: PartitionLag) -> str:
 def partition_row(c: ClusterUi, g: GroupSummary, r: PartitionLag) -> str:
     return (
         f'<tr class="row s-{esc(r.status or "none")}">'
-        f"<td>{esc(r.topic)}</td><td class=num>{r.partition}</td>"
+        f'<td class="name">{esc(r.topic)}</td><td class=num>{r.partition}</td>'
         f'<td class="num hide-s">{esc(count(r.committed))}</td>'
         f'<td class="num hide-s">{esc(count(r.log_end))}</td>'
         f'<td class="num">{esc(count(r.lag))}</td>'
@@ -244,7 +246,7 @@ def _topics(c: ClusterUi, g: GroupSummary) -> str:
         a = advice.get(topic)
         catchup = r.catchup_seconds if r is not None else None
         rows.append(
-            f"<tr><td>{esc(topic)}</td><td class=num>{esc(count(lag))}</td>"
+            f'<tr><td class="name">{esc(topic)}</td><td class=num>{esc(count(lag))}</td>'
             f"<td class=num>{esc(rate(r.consumption_rate if r else None))}</td>"
             f"<td class=num>{esc(duration(catchup) if catchup is not None else 'not catching up')}"
             "</td>"
@@ -256,9 +258,10 @@ def _topics(c: ClusterUi, g: GroupSummary) -> str:
             + "</tr>"
         )
     return (
-        '<table class="topics" id="topics"><thead><tr><th>topic</th><th>lag</th>'
+        '<div class="scroll"><table class="topics" id="topics">'
+        "<thead><tr><th>topic</th><th>lag</th>"
         "<th>consumed</th><th>catch-up</th><th>partitioning (plan)</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 
@@ -284,9 +287,10 @@ def _alerts(overview: Overview, g: GroupSummary) -> str:
             f"<td>{esc(a.value)}</td><td>{'<br>'.join(deliveries) or '&ndash;'}</td></tr>"
         )
     return (
-        '<table id="alerts"><thead><tr><th>rule</th><th>state</th><th>since</th><th>topic</th>'
+        '<div class="scroll"><table id="alerts"><thead><tr><th>rule</th><th>state</th>'
+        "<th>since</th><th>topic</th>"
         "<th>value</th><th>delivery</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

@@ -55,6 +55,9 @@ def group_trend(
     if not tracks:
         return None
     start = min(track.samples[0] for _, track in tracks)
+    # Offsets are read a moment after the poll starts: the last point is the
+    # latest sample, so that the trend ends at the lag the page shows.
+    now = max(now, max(track.samples[-3] for _, track in tracks))
     if now - start <= 0 or all(len(t.samples) < 6 for _, t in tracks):
         return None
     step = (now - start) / (points - 1)

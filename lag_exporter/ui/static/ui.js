@@ -109,7 +109,7 @@
     const ownerCell = td("", owner);
     if (p.host !== null) ownerCell.append(el("div", { class: "muted small" }, p.host));
     return el("tr", { class: "row s-" + (p.status || "none") },
-      td("", p.topic), td("num", String(p.partition)),
+      td("name", p.topic), td("num", String(p.partition)),
       td("num hide-s", fmtCount(p.committed_offset)), td("num hide-s", fmtCount(p.log_end_offset)),
       td("num", fmtCount(p.lag)), td("num", lagSeconds(p.lag_seconds, p.lag_seconds_lower_bound)),
       td("", badge(p.status)), td("reason", p.reason), ownerCell);
