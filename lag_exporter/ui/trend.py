@@ -4,8 +4,9 @@ The history (history.History) keeps, per group partition, the (time,
 committed offset, lag) samples of the status window, and per partition the
 (time, log-end offset) points behind lag in seconds. A group's trend is read
 from those at `points` evenly spaced times: no extra storage. At each time a
-partition counts with its last sample at or before it (the history stores a
-flat run as its first and last point, so this is exact for flat runs).
+partition counts with its samples interpolated on a straight line (the
+history stores a flat run as its first and last point, so this is exact for
+flat runs) and with its last sample after it.
 
 Lag in seconds at a past time needs a search in the partition's log-end
 history per sample, too costly for every partition of a big group at every
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import heapq
 from array import array
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import add
@@ -28,6 +28,29 @@ from ..timelag import time_lag
 
 POINTS = 20
 SECONDS_PARTITIONS = 5
+
+
+def _interpolate(
+    times: Sequence[float], values: Sequence[float], grid: Sequence[float]
+) -> list[float | None]:
+    """`values` at each time of `grid`: None before the first sample, the last after
+    the last, and on a straight line between two samples (the history thins samples
+    to a few per window, and a step would draw a staircase of its own making)."""
+    out: list[float | None] = []
+    n = len(times)
+    j = 0  # samples at or before g
+    for g in grid:
+        while j < n and times[j] <= g:
+            j += 1
+        if j == 0:
+            out.append(None)
+        elif j == n:
+            out.append(values[-1])
+        else:
+            t0, t1 = times[j - 1], times[j]
+            v0, v1 = values[j - 1], values[j]
+            out.append(v0 + (v1 - v0) * (g - t0) / (t1 - t0) if t1 > t0 else v0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +100,9 @@ def group_trend(
             patterns[key] = (times, list(map(add, known[1], s[2::3])))
     lag = [0] * points
     for times, lags in patterns.values():
-        j = 0
-        n = len(times)
-        for k, g in enumerate(grid):
-            while j < n and times[j] <= g:
-                j += 1
-            if j:
-                lag[k] += int(lags[j - 1])
+        for k, summed in enumerate(_interpolate(times, lags, grid)):
+            if summed is not None:
+                lag[k] += round(summed)
 
     seconds: list[float | None] = [None] * points
     worst = heapq.nlargest(
@@ -96,16 +115,16 @@ def group_trend(
         if ends is None:
             continue
         s = track.samples
-        times = s[0::3]
+        committed = _interpolate(s[0::3], s[1::3], grid)
+        behind = _interpolate(s[0::3], s[2::3], grid)
         for k, g in enumerate(grid):
-            j = bisect_right(times, g)
-            if not j:
+            c, b = committed[k], behind[k]
+            if c is None or b is None:
                 continue
-            committed, behind = int(s[3 * j - 2]), s[3 * j - 1]
-            if behind <= 0:
+            if b <= 0:
                 value: float | None = 0.0
             else:
-                found = time_lag(committed, g, ends.times, ends.ends)
+                found = time_lag(int(c), g, ends.times, ends.ends)
                 value = found.seconds if found is not None else None
             if value is not None:
                 current = seconds[k]

@@ -124,8 +124,10 @@ def test_overview_and_group_page_in_a_real_browser(
     browser: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
-    topic = kafka.create_topic(unique("orders"), partitions=3)
-    slow, fine = unique("slow"), unique("fine")
+    # Short names, as a reader of the screenshots would meet them.
+    token = unique("").rsplit("-", 1)[1]
+    topic = kafka.create_topic(f"orders-{token}", partitions=3)
+    slow, fine = f"billing-{token}", f"shipping-{token}"
     kafka.produce(topic, 40, partition=0)
     kafka.produce(topic, 20, partition=1)
     kafka.produce(topic, 20, partition=2)
