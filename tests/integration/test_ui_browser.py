@@ -198,6 +198,12 @@ def test_overview_and_group_page_in_a_real_browser(
             "document.getElementById('live').textContent.includes('updated')", timeout=20_000
         )
         assert "no commit for" in page.locator("#partitions tbody tr td.reason").first.inner_text()
+        # The refresh keeps the page consistent: the topic's lag is the group's lag.
+        page.wait_for_function(
+            "document.querySelector('#topics tbody tr').children[1].textContent"
+            " === document.querySelector('[data-k=total_lag]').textContent",
+            timeout=10_000,
+        )
         page.screenshot(path=str(out / "ui-group.png"), full_page=True)
 
         phone = browser(viewport=PHONE, is_mobile=True, color_scheme="dark")

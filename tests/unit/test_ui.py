@@ -11,6 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lag_exporter.alerts.delivery import NotifierStats
+from lag_exporter.alerts.engine import Alert, Phase
+from lag_exporter.alerts.publish import AlertsSnapshot
 from lag_exporter.config import ClusterConfig
 from lag_exporter.model import ClusterView, Member
 from lag_exporter.status import Status
@@ -225,3 +228,48 @@ def test_duration_is_ordered_by_its_largest_unit(a: float, b: float) -> None:
     lo, hi = sorted((a, b))
     assert seconds(duration(lo)) <= seconds(duration(hi))
     assert abs(seconds(duration(hi)) - hi) <= max(1.0, hi * 0.02)
+
+
+def test_alerts_on_the_overview_and_the_group_page_with_their_delivery() -> None:
+    view, derive = _scenario()
+    ui = cluster_ui(view, derive.history, poll_interval=INTERVAL, rules=derive.status_rules)
+    identity = (("cluster", "c1"), ("consumergroup", EVIL_GROUP))
+    fired = Alert(
+        rule="Behind",
+        identity=identity,
+        labels=identity,
+        annotations=(),
+        phase=Phase.FIRING,
+        active_since=T0,
+        fired_at=T0 + 60,
+        value=2500,
+        evaluated_at=T0 + 360,
+        metric="max_lag",
+        op=">",
+        threshold=100,
+        sent={"pager": T0 + 61},
+    )
+    stats = {
+        "pager": NotifierStats(outcomes={"delivered": 1}),
+        "chat": NotifierStats(outcomes={"failed": 2}),
+    }
+    overview = Overview.build([ui], AlertsSnapshot((fired,), ("Behind",), stats))
+    assert overview.firing == {("c1", EVIL_GROUP): 1}
+    doc = json.loads(answer("/api/v1/overview", "", overview).body)  # type: ignore[union-attr]
+    assert doc["counts"]["firing_alerts"] == 1
+    assert [g["firing_alerts"] for g in doc["groups"]] == [1, 0]
+    query = "cluster=c1&group=" + EVIL_GROUP.replace("&", "%26")
+    page = answer("/group", query, overview)
+    assert page is not None and page.status == 200
+    parsed = _Collect()
+    parsed.feed(page.body.decode())
+    text = "".join(parsed.text)
+    assert "Behind" in text and "pager: sent 22:14:21 UTC" in text
+    assert "chat: not sent (2 failed)" in text
+    group = json.loads(answer("/api/v1/group", query, overview).body)  # type: ignore[union-attr]
+    (alert,) = group["alerts"]
+    assert alert["state"] == "firing"
+    assert {d["notifier"]: d["sent_at"] for d in alert["delivery"]} == {
+        "chat": None,
+        "pager": T0 + 61,
+    }

@@ -142,6 +142,16 @@
     setCount("members", doc.members === null ? "?" : String(doc.members.length));
     setCount("last_poll", clock(doc.last_poll_at));
     document.querySelector("#partitions tbody").replaceChildren(...doc.partitions.map(partitionRow));
+    // Topics: lag summed over the partitions, consumption and catch-up per topic.
+    const lagByTopic = {};
+    for (const p of doc.partitions) lagByTopic[p.topic] = (lagByTopic[p.topic] || 0) + (p.lag || 0);
+    for (const tr of document.querySelectorAll("#topics tbody tr")) {
+      const topic = tr.children[0].textContent, rates = doc.topics[topic];
+      if (!rates) continue;
+      tr.children[1].textContent = fmtCount(lagByTopic[topic] || 0);
+      tr.children[2].textContent = fmtRate(rates.consumption_rate);
+      tr.children[3].textContent = rates.catchup_seconds === null ? "not catching up" : fmtDuration(rates.catchup_seconds);
+    }
     renderChart(doc.trend);
   }
 
