@@ -206,6 +206,13 @@ def test_overview_and_group_page_in_a_real_browser(
         )
         page.screenshot(path=str(out / "ui-group.png"), full_page=True)
 
+        # Without JavaScript the page shows the values of its load.
+        static = browser(java_script_enabled=False).new_page()
+        static.goto(exporter.url + "/?status=ERR")
+        assert static.locator("#groups tbody td.name a").all_inner_texts() == [slow]
+        assert _points(static, "#groups tbody tr:first-child svg.spark.secs polyline") >= 2
+        assert static.locator("#live").inner_text() == ""
+
         phone = browser(viewport=PHONE, is_mobile=True, color_scheme="dark")
         small = phone.new_page()
         errors += _console_errors(small)
