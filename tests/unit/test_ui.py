@@ -273,3 +273,40 @@ def test_alerts_on_the_overview_and_the_group_page_with_their_delivery() -> None
         "chat": None,
         "pager": T0 + 61,
     }
+
+
+def test_reasons_of_stall_rewind_and_warn() -> None:
+    derive = Derivation.for_cluster(ClusterConfig(name="c1", kafka={}))
+    previous: ClusterView | None = None
+    tp = ("t", 0)
+    owner = Member("m-1", "billing-7", "/10.0.0.9", None, (tp,))
+    for i in range(25):
+        end = 1000 * (i + 1)
+        previous = view_of(
+            poll(
+                T0 + INTERVAL * i,
+                topics={"t": 1},
+                ends={tp: (0, end)},
+                groups=[
+                    group("stuck", owner),
+                    group("rewinder", state="Empty"),
+                    group("slower", state="Empty"),
+                ],
+                committed={
+                    "stuck": {tp: 10},
+                    # Follows the log, then goes back at the last poll.
+                    "rewinder": {tp: end if i < 24 else 5},
+                    # Commits, but falls further behind every poll.
+                    "slower": {tp: end - 10 * (i + 1)},
+                },
+            ),
+            previous,
+            derive=derive,
+        )
+    assert previous is not None
+    ui = cluster_ui(previous, derive.history, poll_interval=INTERVAL, rules=derive.status_rules)
+    reasons = {g.group: g.reasons.get(tp) for g in ui.groups}
+    assert reasons["stuck"] == "no commit for 6 min while 24,990 behind; owned by billing-7, stuck"
+    assert reasons["rewinder"] == "committed offset went back 0 s ago"
+    assert reasons["slower"] is not None
+    assert re.fullmatch(r"lag grew from [\d,]+ to 250 over \d+ min( \d+ s)?", reasons["slower"])
