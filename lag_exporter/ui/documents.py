@@ -207,6 +207,7 @@ def summary_document(g: GroupSummary, firing: int) -> dict[str, Any]:
         "state": g.view.state,
         "stale": g.view.stale,
         "total_lag": g.total_lag,
+        "growing": g.growing,
         "max_lag_seconds": g.max_lag_seconds,
         "lag_seconds_lower_bound": g.lag_seconds_lower_bound,
         "members": g.members,

@@ -140,6 +140,12 @@ def _filter_form(q: Query, overview: Overview) -> str:
     )
 
 
+def _growing(growing: bool) -> str:
+    if not growing:
+        return ""
+    return '<span class="up" title="lag grew over the sparkline\'s span">&#9650; </span>'
+
+
 def group_row(g: GroupSummary, firing: int) -> str:
     t = g.trend
     lag_spark = sparkline(t.times, t.lag, "lag", "lag") if t else sparkline((), (), "lag", "")
@@ -156,7 +162,7 @@ def group_row(g: GroupSummary, firing: int) -> str:
         f'<td class="name"><a href="{esc(group_url(g.cluster, g.group))}">{esc(g.group)}</a>'
         f'<div class="muted small">{esc(g.cluster)} · {esc(", ".join(g.topics[:3]))}'
         f"{' …' if len(g.topics) > 3 else ''}</div></td>"
-        f'<td class="num">{esc(count(g.total_lag))}</td>'
+        f'<td class="num">{_growing(g.growing)}{esc(count(g.total_lag))}</td>'
         f"<td>{lag_spark}</td>"
         f'<td class="num">{_lag_seconds(g.max_lag_seconds, g.lag_seconds_lower_bound)}</td>'
         f"<td>{secs_spark}</td>"

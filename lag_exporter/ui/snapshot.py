@@ -57,6 +57,15 @@ class GroupSummary:
     reasons: Mapping[TopicPartition, str] = field(default_factory=dict)
 
     @property
+    def growing(self) -> bool:
+        """Whether lag grew over the trend's span: more than the few messages that
+        transaction markers leave, and more at the end than anywhere before."""
+        t = self.trend
+        if t is None:
+            return False
+        return t.lag[-1] > t.lag[0] + 2 and t.lag[-1] >= max(t.lag)
+
+    @property
     def sort_key(self) -> tuple[int, float, int, str, str]:
         return (
             -severity(self.status),

@@ -98,6 +98,7 @@ def test_stopped_partition_has_its_reason_in_words() -> None:
 def test_worst_group_first_and_filters() -> None:
     overview = _overview()
     assert [g.group for g in overview.groups] == [EVIL_GROUP, "good"]
+    assert [g.growing for g in overview.groups] == [True, False]
     assert [g.group for g in select(overview, Query.parse("group=GOO")).groups] == ["good"]
     assert [g.group for g in select(overview, Query.parse("status=err")).groups] == [EVIL_GROUP]
     assert select(overview, Query.parse("topic=onerror")).matched == 2
@@ -177,7 +178,8 @@ def test_overview_document_matches_the_page() -> None:
     assert doc["counts"]["by_status"] == {"ERR": 1, "WARN": 0, "OK": 1, "unknown": 0}
     (first,) = doc["groups"]
     assert first["group"] == EVIL_GROUP and first["status"] == "ERR"
-    assert first["total_lag"] == 2500
+    assert first["total_lag"] == 2500 and first["growing"] is True
+    assert doc["groups"] == [first]
     assert len(first["trend"]["times"]) == len(first["trend"]["lag"]) == 20
     assert doc["clusters"][0]["cluster"] == "c1" and doc["refresh_seconds"] == INTERVAL
 

@@ -68,7 +68,8 @@
     const members = el("span", g.members === 0 && g.total_lag > 0 ? { class: "bad" } : {}, g.members === null ? "?" : String(g.members));
     return el("tr", { class: "row s-" + (g.status || "none") },
       td("", badge(g.status)), name,
-      td("num", fmtCount(g.total_lag)), td("", spark(g.trend, "lag", "lag")),
+      td("num", ...(g.growing ? [el("span", { class: "up", title: "lag grew over the sparkline's span" }, "\u25B2 ")] : []), fmtCount(g.total_lag)),
+      td("", spark(g.trend, "lag", "lag")),
       td("num", lagSeconds(g.max_lag_seconds, g.lag_seconds_lower_bound)), td("", spark(g.trend, "lag_seconds", "secs")),
       td("num hide-s", fmtRate(g.consumption_rate) + " / " + fmtRate(g.production_rate)),
       td("num hide-s", members), td("num", g.firing_alerts ? String(g.firing_alerts) : ""));
