@@ -6,7 +6,8 @@ Builds views from the synthetic polls of benchmarks.publish (groups x 10
 topics x 20 partitions, traffic on one partition in ten, 15 s apart), then
 after the last round times what ClusterPoller.publish adds for the UI
 (cluster_ui: summaries, reasons, trends) and what the HTTP server does per
-request: the overview (first page, and a search), its JSON, a group page.
+request: the overview (first page, and a search), its JSON, a group page;
+rendered alone, then through the real HTTP server.
 Prints sizes in KB and times in ms, wall and CPU (the median of `--repeat`
 requests).
 """
@@ -14,14 +15,18 @@ requests).
 from __future__ import annotations
 
 import argparse
+import http.client
 import statistics
 import time
 from collections.abc import Callable
 
 from benchmarks.publish import synthetic_poll
 from lag_exporter.config import ClusterConfig, NameFilter
+from lag_exporter.daemon import Published
 from lag_exporter.health import next_health
+from lag_exporter.metrics import render
 from lag_exporter.model import ClusterView
+from lag_exporter.server import HttpServer
 from lag_exporter.ui.documents import Overview
 from lag_exporter.ui.routes import answer
 from lag_exporter.ui.snapshot import cluster_ui
@@ -96,6 +101,27 @@ def main(argv: list[str] | None = None) -> int:
 
         ms, cpu, size = _timed(make, args.repeat)
         print(f"  {label:32s} {size / 1024:8.1f} KB {ms:8.1f} ms (cpu {cpu:.1f} ms)")
+
+    # The same through the real HTTP server, over one kept-alive connection.
+    published = Published((), render(()), b"{}", ready=True, overview=overview)
+    server = HttpServer("127.0.0.1", 0, lambda: published)
+    server.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        for label, (path, query) in requests.items():
+
+            def fetch(target: str = path + ("?" + query if query else "")) -> bytes:
+                connection.request("GET", target)
+                response = connection.getresponse()
+                body = response.read()
+                assert response.status == 200, (target, response.status)
+                return body
+
+            ms, _, size = _timed(fetch, args.repeat)
+            print(f"  HTTP {label:27s} {size / 1024:8.1f} KB {ms:8.1f} ms")
+        connection.close()
+    finally:
+        server.stop()
     return 0
 
 
