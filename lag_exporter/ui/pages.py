@@ -223,6 +223,7 @@ def _owner(row: PartitionLag) -> str:
 
 
 def partition_row(c: ClusterUi, g: GroupSummary, r: PartitionLag) -> str:
+    why = esc(reason(c, g, r))
     return (
         f'<tr class="row s-{esc(r.status or "none")}">'
         f'<td class="name">{esc(r.topic)}</td><td class=num>{r.partition}</td>'
@@ -230,8 +231,9 @@ def partition_row(c: ClusterUi, g: GroupSummary, r: PartitionLag) -> str:
         f'<td class="num hide-s">{esc(count(r.log_end))}</td>'
         f'<td class="num">{esc(count(r.lag))}</td>'
         f'<td class="num">{_lag_seconds(r.lag_seconds, r.lag_seconds_lower_bound)}</td>'
-        f"<td>{badge(r.status)}</td>"
-        f'<td class="reason">{esc(reason(c, g, r))}</td>'
+        # On a phone the reason goes under the status (its own column is hidden).
+        f'<td>{badge(r.status)}<div class="why-s small">{why}</div></td>'
+        f'<td class="reason hide-s">{why}</td>'
         f"<td>{_owner(r)}</td></tr>"
     )
 
@@ -239,16 +241,20 @@ def partition_row(c: ClusterUi, g: GroupSummary, r: PartitionLag) -> str:
 PARTITION_HEAD = (
     "<thead><tr><th>topic</th><th>partition</th>"
     '<th class="hide-s">committed</th><th class="hide-s">log end</th>'
-    "<th>lag</th><th>lag seconds</th><th>status</th><th>why</th><th>owner</th></tr></thead>"
+    "<th>lag</th><th>lag seconds</th><th>status</th><th class=hide-s>why</th><th>owner</th>"
+    "</tr></thead>"
 )
 
 
 def _topics(c: ClusterUi, g: GroupSummary) -> str:
     advice = advice_document(c, g)
+    lags: dict[str, int] = {}
+    for p in g.view.partitions:
+        lags[p.topic] = lags.get(p.topic, 0) + (p.lag or 0)
     rows = []
     for topic in g.topics:
         r = g.view.topic_rates.get(topic)
-        lag = sum(p.lag or 0 for p in g.view.partitions if p.topic == topic)
+        lag = lags.get(topic, 0)
         a = advice.get(topic)
         catchup = r.catchup_seconds if r is not None else None
         rows.append(

@@ -113,7 +113,7 @@
       td("name", p.topic), td("num", String(p.partition)),
       td("num hide-s", fmtCount(p.committed_offset)), td("num hide-s", fmtCount(p.log_end_offset)),
       td("num", fmtCount(p.lag)), td("num", lagSeconds(p.lag_seconds, p.lag_seconds_lower_bound)),
-      td("", badge(p.status)), td("reason", p.reason), ownerCell);
+      td("", badge(p.status), el("div", { class: "why-s small" }, p.reason)), td("reason hide-s", p.reason), ownerCell);
   }
   function renderChart(trend) {
     const fig = document.getElementById("chart");
