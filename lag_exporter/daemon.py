@@ -3,7 +3,8 @@
 One thread per cluster polls on its own schedule; a poll never overlaps the
 next (a slow poll delays the next one, it does not pile up). After each poll
 the exposition is rendered once and published by swapping one reference, so
-/metrics only ever reads finished bytes and never waits for Kafka. The JSON
+/metrics only ever reads finished bytes and never waits for Kafka; the web
+UI's snapshot (ui/) is published with it. The JSON
 of /api/v1/groups is rendered from the same views on its first request, then
 kept: it costs as much as the exposition and only people ask for it.
 
@@ -291,14 +292,7 @@ class ClusterPoller:
             )
         if self._stop.is_set():
             return view  # retired by a reload or a shutdown: no longer served
-        # What the web UI needs from the history is read here, on the poller's
-        # own thread, the only one that touches the history.
-        ui = cluster_ui(
-            view,
-            self.history,
-            poll_interval=self.cluster.poll_interval,
-            rules=self.derive.status_rules,
-        )
+        ui = self._ui_snapshot(view)
         built = time.monotonic()
         self.store.update(view, ui)
         log.debug(
@@ -311,6 +305,22 @@ class ClusterPoller:
         for notice in notices:
             log.info("cluster %s: %s", self.cluster.name, notice.message)
         return view
+
+    def _ui_snapshot(self, view: ClusterView) -> ClusterUi | None:
+        """What the web UI needs from the history, read here, on the poller's own
+        thread, the only one that touches the history."""
+        try:
+            return cluster_ui(
+                view,
+                self.history,
+                poll_interval=self.cluster.poll_interval,
+                rules=self.derive.status_rules,
+            )
+        except Exception:  # a bug in the UI must not stop metrics from being served
+            log.exception(
+                "cluster %s: unexpected error in the web UI's snapshot", self.cluster.name
+            )
+            return None
 
     def _log(self, poll: PollResult) -> None:
         name = self.cluster.name
