@@ -217,8 +217,9 @@ def _owner(row: PartitionLag) -> str:
     if m is None:
         return '<span class="muted">none</span>'
     return (
-        f'<span title="member {esc(m.member_id)}">{esc(m.client_id)}</span>'
+        f"<span>{esc(m.client_id)}</span>"
         f'<div class="muted small">{esc(m.host)}</div>'
+        f'<div class="muted small member">{esc(m.member_id)}</div>'
     )
 
 

@@ -8,7 +8,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lag_exporter.alerts.delivery import NotifierStats
@@ -312,3 +312,49 @@ def test_reasons_of_stall_rewind_and_warn() -> None:
     assert reasons["rewinder"] == "committed offset went back 0 s ago"
     assert reasons["slower"] is not None
     assert re.fullmatch(r"lag grew from [\d,]+ to 250 over \d+ min( \d+ s)?", reasons["slower"])
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 50), st.integers(0, 50), st.integers(0, 60)),
+        min_size=2,
+        max_size=40,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_trend_ends_at_the_lag_shown_and_stays_within_what_was_seen(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    """Whatever the traffic and commits (thinned, flat runs, catching up), the trend's
+    last point is the group's lag now and no point exceeds the largest lag observed."""
+    derive = Derivation.for_cluster(ClusterConfig(name="c1", kafka={}))
+    previous: ClusterView | None = None
+    p0, p1 = ("t", 0), ("t", 1)
+    end0 = end1 = committed0 = committed1 = 0
+    seen = 0
+    for i, (produced, consumed, gap) in enumerate(steps):
+        end0 += produced
+        end1 += produced // 2
+        committed0 = min(end0, committed0 + consumed)
+        committed1 = min(end1, committed1 + consumed // 3)
+        seen = max(seen, end0 - committed0 + end1 - committed1)
+        previous = view_of(
+            poll(
+                T0 + INTERVAL * i + gap / 10,
+                topics={"t": 2},
+                ends={p0: (0, end0), p1: (0, end1)},
+                groups=[group("g", state="Empty")],
+                committed={"g": {p0: committed0, p1: committed1}},
+            ),
+            previous,
+            derive=derive,
+        )
+    assert previous is not None
+    ui = cluster_ui(previous, derive.history, poll_interval=INTERVAL, rules=derive.status_rules)
+    (summary,) = ui.groups
+    trend = summary.trend
+    assert trend is not None
+    assert trend.lag[-1] == summary.total_lag == end0 - committed0 + end1 - committed1
+    assert all(0 <= lag <= seen for lag in trend.lag)
+    assert list(trend.times) == sorted(trend.times)
+    assert all(s is None or s >= 0 for s in trend.lag_seconds)

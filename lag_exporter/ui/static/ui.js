@@ -106,9 +106,10 @@
   function partitionRow(p) {
     const owner = p.client_id === null
       ? el("span", { class: "muted" }, "none")
-      : el("span", { title: "member " + p.member_id }, p.client_id);
+      : el("span", {}, p.client_id);
     const ownerCell = td("", owner);
     if (p.host !== null) ownerCell.append(el("div", { class: "muted small" }, p.host));
+    if (p.member_id !== null) ownerCell.append(el("div", { class: "muted small member" }, p.member_id));
     return el("tr", { class: "row s-" + (p.status || "none") },
       td("name", p.topic), td("num", String(p.partition)),
       td("num hide-s", fmtCount(p.committed_offset)), td("num hide-s", fmtCount(p.log_end_offset)),
