@@ -10,6 +10,10 @@ from collections.abc import Sequence
 
 from .text import clock, count, duration
 
+# The smallest top of a scale: a wobble of a few messages or seconds (transaction
+# markers, a commit interval) must not fill a sparkline's height like a backlog.
+FLOOR = 10.0
+
 
 def _points(
     times: Sequence[float], values: Sequence[float | None], w: float, h: float, pad: float = 1.0
@@ -18,7 +22,7 @@ def _points(
     if len(times) < 2 or not known:
         return ""
     t0, t1 = times[0], times[-1]
-    top = max(known) or 1.0
+    top = max(max(known), FLOOR)
     span = (t1 - t0) or 1.0
     out = []
     for t, v in zip(times, values, strict=True):

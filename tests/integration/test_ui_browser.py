@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from playwright.sync_api import Error as PlaywrightError
 
 from .conftest import ROOT, Exporter, Kafka, wait_until
+from .test_timelag import PausableConsumer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The machine's network is closed: without these, chromium stalls on its own traffic.
@@ -135,7 +136,12 @@ def test_overview_and_group_page_in_a_real_browser(
     # that get no more messages.
     kafka.commit(slow, {(topic, 0): 5, (topic, 1): 20, (topic, 2): 20})
     kafka.commit(fine, {(topic, 1): 20, (topic, 2): 20})
-    with Producer(kafka.bootstrap, topic, 0):
+    worker = f"shipping-worker-{token}"
+    with (
+        Producer(kafka.bootstrap, topic, 0),
+        # `fine` has a live member that keeps up: its owner shows on its page.
+        PausableConsumer(kafka.consumer(fine, topic, client_id=worker)),
+    ):
         exporter = start_exporter(
             groups={"allow": [f"^({re.escape(slow)}|{re.escape(fine)})$"]},
             status={"stop_after": "3s", "window": "60s"},
@@ -205,6 +211,25 @@ def test_overview_and_group_page_in_a_real_browser(
             timeout=10_000,
         )
         page.screenshot(path=str(out / "ui-group.png"), full_page=True)
+        slow_page = page.url
+
+        # Each partition of the live group shows its owner: client id, host, member id.
+        page.goto(exporter.url + f"/group?cluster=test&group={fine}")
+        wait_until(
+            lambda: (
+                page.reload()
+                and all(
+                    worker in owner
+                    for owner in page.locator(
+                        "#partitions tbody tr td:last-child"
+                    ).all_inner_texts()
+                )
+            ),
+            30,
+            what=f"{fine}'s partitions owned by {worker}",
+        )
+        owner = page.locator("#partitions tbody tr td:last-child").first.inner_text()
+        assert "127.0.0.1" in owner and worker + "-" in owner  # host and member id
 
         # Without JavaScript the page shows the values of its load.
         static = browser(java_script_enabled=False).new_page()
@@ -219,7 +244,7 @@ def test_overview_and_group_page_in_a_real_browser(
         small.goto(exporter.url + "/")
         assert small.locator("#groups tbody tr").first.locator("td.name a").inner_text() == slow
         small.screenshot(path=str(out / "ui-overview-phone.png"), full_page=True)
-        small.goto(page.url)
+        small.goto(slow_page)
         # On a phone the reason is under the status, its own column hidden.
         assert "no commit for" in small.locator("#partitions .why-s").first.inner_text()
         assert not small.locator("#partitions td.reason").first.is_visible()

@@ -40,7 +40,8 @@
   function points(times, values, w, h, pad) {
     const known = values.filter((v) => v !== null);
     if (times.length < 2 || !known.length) return "";
-    const t0 = times[0], span = times[times.length - 1] - t0 || 1, top = Math.max(...known) || 1;
+    // The same floor as the server's (svg.py FLOOR): a wobble stays small.
+    const t0 = times[0], span = times[times.length - 1] - t0 || 1, top = Math.max(10, ...known);
     const out = [];
     times.forEach((t, i) => {
       const v = values[i];
