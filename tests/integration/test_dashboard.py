@@ -116,7 +116,7 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[Exporter], Prometheus]]
             prom.process.kill()
 
 
-def dashboard_queries(cluster: str) -> list[tuple[str, str]]:
+def dashboard_queries(cluster: str, groups: str = ".*") -> list[tuple[str, str]]:
     """(panel title, expression with Grafana's variables substituted) for every target."""
     doc = json.loads(DASHBOARD.read_text())
     out = []
@@ -133,7 +133,7 @@ def dashboard_queries(cluster: str) -> list[tuple[str, str]]:
     for title, expr in out:
         expr = (
             expr.replace("$cluster", cluster)
-            .replace("$consumergroup", ".*")
+            .replace("$consumergroup", groups)
             .replace("$topic", ".*")
             .replace("$__rate_interval", "10s")
             .replace("$__interval", "2s")
@@ -173,7 +173,15 @@ def test_every_panel_and_rule_query_returns_data(
     exporter = start_exporter(
         config={
             "poll_interval": "1s",
-            "clusters": [{"name": "test", "kafka": {"bootstrap.servers": kafka.bootstrap}}],
+            "clusters": [
+                {
+                    "name": "test",
+                    "kafka": {"bootstrap.servers": kafka.bootstrap},
+                    # The lagging group stops for long enough to be STOP (ERR) while
+                    # the test runs: the status timelines then have a red stretch.
+                    "status": {"stop_after": "5s", "window": "60s"},
+                }
+            ],
             # A rule that fires for the lagging group, so the alert panels have data.
             "alerting": {
                 "rules": [
@@ -217,6 +225,10 @@ def test_every_panel_and_rule_query_returns_data(
         )
         for name, _labels in exporter.metrics():
             exposed.add(name)
+        # And every name any scrape had (some series come and go, e.g. catch-up
+        # time exists only while a group catches up).
+        scraped = prom.api("label/__name__/values", **{"match[]": '{job="kafka-lag-exporter"}'})
+        exposed.update(scraped["data"])
 
         problems = []
         for title, expr in dashboard_queries("test"):
@@ -242,7 +254,21 @@ def test_every_panel_and_rule_query_returns_data(
         )
         assert not unknown, f"not exposed by the exporter: {unknown}"
         assert named & exposed  # the check above can fail: it looked at real names
-        drawn = draw_panels(prom, _screenshots(tmp_path) / "dashboard-panels.png")
+        wait_until(
+            lambda: prom.query(
+                f'kafka_consumergroup_group_status{{consumergroup="{lagging}", status="ERR"}}'
+            )["data"]["result"],
+            timeout=60,
+            what=f"{lagging} ERR in Prometheus",
+        )
+        drawn = draw_panels(
+            prom,
+            _screenshots(tmp_path) / "dashboard-panels.png",
+            # Test names are letters, digits, "_" and "-": nothing to escape in a regex
+            # (and PromQL's strings would refuse re.escape's "\-").
+            f"{lagging}|{keeping_up}",
+            lagging[: lagging.index("-lagging-") + 1],
+        )
         assert drawn.exists() and drawn.stat().st_size > 10_000
     assert "kafka_consumergroup:lag:sum" in recorded
     loaded = prom.api("rules")["data"]["groups"]
@@ -262,8 +288,9 @@ STATUS_COLOURS = {1: "#37872d", 2: "#e0b400", 3: "#c4162a", 4: "#c4162a", 5: "#c
 STATUS_COLOURS[6] = "#8f3bb8"
 
 
-def draw_panels(prom: Prometheus, path: Path, seconds: int = 90) -> Path:
-    """The DRAWN panels' queries over the last `seconds`, from Prometheus, as one PNG.
+def draw_panels(prom: Prometheus, path: Path, groups: str, prefix: str, seconds: int = 90) -> Path:
+    """The DRAWN panels' queries for `groups` (a regex) over the last `seconds`, from
+    Prometheus, as one PNG.
 
     Each panel must have data: at least one series with two points.
     """
@@ -274,25 +301,34 @@ def draw_panels(prom: Prometheus, path: Path, seconds: int = 90) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = {title: expr for title, expr in dashboard_queries("test") if title in DRAWN}
+    panels: dict[str, list[str]] = {}
+    for t, expr in dashboard_queries("test", groups):
+        if t in DRAWN:
+            panels.setdefault(t, []).append(expr)
     legends = {
-        p["title"]: p["targets"][0]["legendFormat"]
+        p["title"]: [t["legendFormat"] for t in p["targets"]]
         for p in json.loads(DASHBOARD.read_text())["panels"]
         if p["title"] in DRAWN
     }
     end = time.time()
     fig, axes = plt.subplots(3, 2, figsize=(14, 11))
     for ax, title in zip(axes.flat, DRAWN, strict=True):
-        result = prom.api(
-            "query_range", query=panels[title], start=str(end - seconds), end=str(end), step="1"
-        )
-        series = result["data"]["result"]
-        assert series and any(len(s["values"]) >= 2 for s in series), f"{title}: no data"
-        for k, s in enumerate(series[:8]):
+        drawn: list[tuple[str, dict[str, Any]]] = []
+        for expr, legend in zip(panels[title], legends[title], strict=True):
+            result = prom.api(
+                "query_range", query=expr, start=str(end - seconds), end=str(end), step="1"
+            )
+            assert result.get("status") == "success", (title, result)
+            drawn += [(legend, s) for s in result["data"]["result"]]
+        assert any(len(s["values"]) >= 2 for _, s in drawn), f"{title}: no data"
+        for k, (legend, s) in enumerate(drawn[:8]):
             labels = s["metric"]
-            label = re.sub(r"\{\{(\w+)\}\}", lambda m, ls=labels: ls.get(m[1], ""), legends[title])
-            # The end of a long test name, without a leading "_" (matplotlib hides those).
-            label = label[-44:].lstrip("_-")
+            label = re.sub(
+                r"\{\{(\w+)\}\}",
+                # Names without the test's name in front: "lagging-1a2b3c".
+                lambda m, ls=labels: ls.get(m[1], "").removeprefix(prefix),
+                legend,
+            )
             times = [float(t) - end for t, _ in s["values"]]
             values = [float(v) for _, v in s["values"]]
             if title.endswith("status"):
