@@ -17,7 +17,7 @@ NEWCOMER_TESTS = tests/integration/test_newcomer.py
 # Java (17 or later) and Maven run the local Kafka broker (jars from Maven Central).
 # The tests also need Prometheus (with promtool), Alertmanager and openssl.
 DEMO_PACKAGES = default-jre-headless maven
-TEST_PACKAGES = $(DEMO_PACKAGES) prometheus prometheus-alertmanager openssl
+TEST_PACKAGES = $(DEMO_PACKAGES) prometheus prometheus-alertmanager openssl chromium
 
 install-demo-system:
 	@sh ci/system-packages.sh "make demo" $(DEMO_PACKAGES)

@@ -19,7 +19,7 @@ def _member(m: Member) -> dict[str, Any]:
     }
 
 
-def _partition(p: PartitionLag) -> dict[str, Any]:
+def partition_document(p: PartitionLag) -> dict[str, Any]:
     return {
         "topic": p.topic,
         "partition": p.partition,
@@ -60,7 +60,7 @@ def group_document(g: GroupView) -> dict[str, Any]:
             topic: {"consumption_rate": r.consumption_rate, "catchup_seconds": r.catchup_seconds}
             for topic, r in g.topic_rates.items()
         },
-        "partitions": [_partition(p) for p in g.partitions],
+        "partitions": [partition_document(p) for p in g.partitions],
     }
 
 

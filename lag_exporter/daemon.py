@@ -3,7 +3,8 @@
 One thread per cluster polls on its own schedule; a poll never overlaps the
 next (a slow poll delays the next one, it does not pile up). After each poll
 the exposition is rendered once and published by swapping one reference, so
-/metrics only ever reads finished bytes and never waits for Kafka. The JSON
+/metrics only ever reads finished bytes and never waits for Kafka; the web
+UI's snapshot (ui/) is published with it. The JSON
 of /api/v1/groups is rendered from the same views on its first request, then
 kept: it costs as much as the exposition and only people ask for it.
 
@@ -25,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import history as history_store
@@ -38,6 +39,8 @@ from .health import next_health, poll_outcome
 from .kafka import Collector
 from .metrics import Exposition, render
 from .model import ClusterView, PollResult
+from .ui.documents import Overview
+from .ui.snapshot import ClusterUi, cluster_ui
 from .view import Derivation, build_view
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,8 @@ class Published:
     groups_json: bytes | LazyDocument
     ready: bool  # every cluster has had a poll that reached it
     alerts_json: bytes = render_alerts(None)
+    # The web UI's snapshot of every cluster and the alerts (ui/).
+    overview: Overview = field(default_factory=Overview)
 
     def groups_document(self) -> bytes:
         """The JSON of /api/v1/groups, rendered now if this is its first request."""
@@ -96,6 +101,7 @@ class Store:
         self._names = list(cluster_names)
         self._granularity = dict(granularity or {})  # cluster name -> granularity
         self._views: dict[str, ClusterView] = {}
+        self._ui: dict[str, ClusterUi] = {}
         self._ever_up: set[str] = set()
         self._lock = threading.Lock()
         self._alerting = alerting
@@ -111,9 +117,13 @@ class Store:
     def view(self, cluster: str) -> ClusterView | None:
         return self._views.get(cluster)
 
-    def update(self, view: ClusterView) -> None:
+    def update(self, view: ClusterView, ui: ClusterUi | None = None) -> None:
         with self._lock:
             self._views[view.cluster] = view
+            if ui is not None:
+                self._ui[view.cluster] = ui
+            else:
+                self._ui.pop(view.cluster, None)
             if view.health.up:
                 self._ever_up.add(view.cluster)
             # Evaluated under the same lock as the rendering, so the exposition,
@@ -134,6 +144,9 @@ class Store:
             groups_json=LazyDocument(functools.partial(render_groups, views)),
             ready=self._ever_up.issuperset(self._names),
             alerts_json=render_alerts(self._alerts),
+            overview=Overview.build(
+                [self._ui[n] for n in self._names if n in self._ui], self._alerts
+            ),
         )
 
     def _evaluate_alerts(self, view: ClusterView) -> AlertsSnapshot | None:
@@ -157,6 +170,7 @@ class Store:
             for name in list(self._views):
                 if name not in self._names:
                     del self._views[name]
+                    self._ui.pop(name, None)
             self._ever_up &= set(self._names)
             if self._alerting is not None:
                 # Alerts of clusters no longer configured are resolved.
@@ -278,8 +292,9 @@ class ClusterPoller:
             )
         if self._stop.is_set():
             return view  # retired by a reload or a shutdown: no longer served
+        ui = self._ui_snapshot(view)
         built = time.monotonic()
-        self.store.update(view)
+        self.store.update(view, ui)
         log.debug(
             "cluster %s: view built in %.3fs, rendered in %.3fs",
             self.cluster.name,
@@ -290,6 +305,22 @@ class ClusterPoller:
         for notice in notices:
             log.info("cluster %s: %s", self.cluster.name, notice.message)
         return view
+
+    def _ui_snapshot(self, view: ClusterView) -> ClusterUi | None:
+        """What the web UI needs from the history, read here, on the poller's own
+        thread, the only one that touches the history."""
+        try:
+            return cluster_ui(
+                view,
+                self.history,
+                poll_interval=self.cluster.poll_interval,
+                rules=self.derive.status_rules,
+            )
+        except Exception:  # a bug in the UI must not stop metrics from being served
+            log.exception(
+                "cluster %s: unexpected error in the web UI's snapshot", self.cluster.name
+            )
+            return None
 
     def _log(self, poll: PollResult) -> None:
         name = self.cluster.name

@@ -14,7 +14,6 @@ but /healthz asks for basic auth.
 from __future__ import annotations
 
 import contextlib
-import html
 import http.client
 import json
 import logging
@@ -31,6 +30,7 @@ from typing import Any
 from . import __version__
 from .daemon import Published
 from .metrics import CONTENT_TYPE
+from .ui.routes import answer as ui_answer
 from .web import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
@@ -45,28 +45,6 @@ OPEN_PATHS = frozenset({"/healthz"})
 
 _JSON = "application/json"
 _SWITCH_INTERVAL = 0.001  # seconds
-_LINKS = (
-    ("/metrics", "Prometheus metrics"),
-    ("/api/v1/groups", "Consumer groups, partitions and lag (JSON)"),
-    ("/api/v1/alerts", "Pending and firing alerts (JSON)"),
-    ("/healthz", "Liveness"),
-    ("/readyz", "Readiness: every cluster polled successfully at least once"),
-)
-
-
-def _landing_page() -> bytes:
-    items = "".join(
-        f'<li><a href="{href}">{html.escape(href)}</a> {html.escape(text)}</li>'
-        for href, text in _LINKS
-    )
-    return (
-        "<!doctype html><html><head><title>Kafka lag exporter</title></head><body>"
-        f"<h1>Kafka lag exporter {html.escape(__version__)}</h1><ul>{items}</ul>"
-        "</body></html>"
-    ).encode()
-
-
-_LANDING = _landing_page()
 
 
 def _accepts_gzip(header: str | None) -> bool:
@@ -241,7 +219,7 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
                     self._send(500, b"internal error, see the exporter's log\n", "text/plain")
 
         def _answer(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             auth = self.server.basic_auth
             if (
                 auth.enabled
@@ -263,8 +241,6 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
                     self._send_pieces(
                         current.exposition.size, current.exposition.pieces(), CONTENT_TYPE
                     )
-            elif path == "/":
-                self._send(200, _LANDING, "text/html; charset=utf-8")
             elif path == "/healthz":
                 self._send(200, b"ok\n", "text/plain; charset=utf-8")
             elif path == "/readyz":
@@ -281,6 +257,15 @@ def make_handler(published: Callable[[], Published]) -> type[BaseHTTPRequestHand
             elif path == "/api/v1/alerts":
                 self._send(200, current.alerts_json, _JSON)
             else:
+                page = ui_answer(path, query, current.overview)
+                if page is not None:
+                    self._send(
+                        page.status,
+                        page.body,
+                        page.content_type,
+                        headers={"Cache-Control": page.cache},
+                    )
+                    return
                 body = json.dumps({"error": "not found", "path": path[:200]}).encode()
                 self._send(404, body, _JSON)
 

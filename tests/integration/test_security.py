@@ -444,7 +444,9 @@ def test_secrets_never_appear_in_logs_or_responses(
     wait_until(lambda: "configuration reloaded" in exporter.log(), what="reload")
 
     responses = []
-    for path in ("/", "/metrics", "/api/v1/groups", "/api/v1/alerts", "/healthz", "/readyz", "/x"):
+    paths = ("/", "/metrics", "/api/v1/groups", "/api/v1/alerts", "/healthz", "/readyz", "/x")
+    ui = ("/api/v1/overview", f"/group?cluster=env&group={group}", "/api/v1/group?cluster=env")
+    for path in (*paths, *ui):
         for headers in (good, bad, {}):
             status, body = exporter.get(path, headers)
             responses.append((path, status, body))

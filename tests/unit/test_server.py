@@ -3,6 +3,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -10,6 +11,8 @@ from lag_exporter.api import render_groups
 from lag_exporter.daemon import LazyDocument, Published
 from lag_exporter.metrics import render
 from lag_exporter.server import HttpServer
+from lag_exporter.ui.documents import Overview
+from lag_exporter.ui.snapshot import cluster_ui
 
 from .factories import group, poll, view_of
 
@@ -99,3 +102,23 @@ def test_lazy_document_is_made_once() -> None:
 def test_published_serves_a_plain_document_too() -> None:
     p = Published((), render(()), b'{"clusters":[]}', ready=True)
     assert p.groups_document() == b'{"clusters":[]}'
+
+
+def test_web_ui_pages_and_their_json(server: tuple[str, list[Published]]) -> None:
+    base, current = server
+    p = current[0]
+    overview = Overview.build([cluster_ui(p.views[0], None, poll_interval=5.0)], None)
+    current[0] = replace(p, overview=overview)
+    status, headers, page = get(base + "/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b'href="/group?cluster=c1&amp;group=g"' in page
+    assert headers["Cache-Control"] == "no-store"
+    status, _, page = get(base + "/group?cluster=c1&group=g")
+    assert status == 200 and b"messages behind" in page
+    status, _, body = get(base + "/api/v1/group?cluster=c1&group=g")
+    assert status == 200 and json.loads(body)["total_lag"] == 5
+    status, _, body = get(base + "/api/v1/overview?group=g")
+    assert status == 200 and [g["group"] for g in json.loads(body)["groups"]] == ["g"]
+    status, headers, _ = get(base + "/static/ui.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert get(base + "/group?cluster=c1&group=gone")[0] == 404
