@@ -266,17 +266,23 @@ def reason(c: ClusterUi, g: GroupSummary, row: PartitionLag) -> str:
 
 
 def delivery(a: Alert, alerts: AlertsSnapshot | None) -> list[dict[str, Any]]:
-    """Per notifier: when this alert was last sent, and how the notifier's deliveries go."""
+    """Per notifier: when the receiver accepted this alert's latest firing, what of it
+    still waits in the notifier's outbox, and whether the notifier is failing."""
     out = []
     notifiers = alerts.notifiers if alerts is not None else {}
     for name in sorted(set(a.sent) | set(notifiers)):
         stats = notifiers.get(name)
+        waiting = stats.pending.get(a.key) if stats is not None else None
         out.append(
             {
                 "notifier": name,
-                "sent_at": a.sent.get(name),
-                "outcomes": dict(stats.outcomes) if stats is not None else {},
-                "retries": stats.retries if stats is not None else 0,
+                "sent_at": stats.told.get(a.key) if stats is not None else None,
+                "pending": (
+                    {"state": waiting[0], "queued_at": waiting[1], "attempts": waiting[2]}
+                    if waiting is not None
+                    else None
+                ),
+                "failing": stats.failing if stats is not None else False,
                 "queued": stats.queued if stats is not None else 0,
             }
         )
@@ -313,6 +319,7 @@ def group_page_document(
     doc["partitions_shown"] = len(rows)
     doc["partitions_total"] = len(g.view.partitions)
     alerts = overview.group_alerts(g.cluster, g.group)
+    notifiers = overview.alerts.notifiers if overview.alerts is not None else {}
     return {
         **doc,
         "generated_at": now,
@@ -328,5 +335,8 @@ def group_page_document(
         "firing_alerts": overview.firing.get((g.cluster, g.group), 0),
         "trend": _trend(g.trend),
         "advice": advice_document(c, g),
-        "alerts": [{**alert_document(a), "delivery": delivery(a, overview.alerts)} for a in alerts],
+        "alerts": [
+            {**alert_document(a, notifiers), "delivery": delivery(a, overview.alerts)}
+            for a in alerts
+        ],
     }

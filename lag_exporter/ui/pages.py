@@ -286,12 +286,18 @@ def _alerts(overview: Overview, g: GroupSummary) -> str:
     for a in alerts:
         deliveries = []
         for d in delivery(a, overview.alerts):
-            sent = d["sent_at"]
-            failed = d["outcomes"].get("failed", 0)
+            sent, pending = d["sent_at"], d["pending"]
+            if pending is not None:
+                tries = pending["attempts"]
+                state = (
+                    f"{esc(pending['state'])} queued since {esc(clock(pending['queued_at']))}, "
+                    f"{tries} attempt{'' if tries == 1 else 's'}"
+                )
+            else:
+                state = f"sent {esc(clock(sent))}" if sent else "not sent"
             deliveries.append(
-                f"{esc(d['notifier'])}: "
-                + (f"sent {esc(clock(sent))}" if sent else "not sent")
-                + (f' <span class="bad">({failed} failed)</span>' if failed else "")
+                f"{esc(d['notifier'])}: {state}"
+                + (' <span class="bad">(failing)</span>' if d["failing"] else "")
             )
         since = a.fired_at if a.phase is Phase.FIRING else a.active_since
         rows.append(

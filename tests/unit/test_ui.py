@@ -252,8 +252,13 @@ def test_alerts_on_the_overview_and_the_group_page_with_their_delivery() -> None
         sent={"pager": T0 + 61},
     )
     stats = {
-        "pager": NotifierStats(outcomes={"delivered": 1}),
-        "chat": NotifierStats(outcomes={"failed": 2}),
+        "pager": NotifierStats(results={"delivered": 1}, told={fired.key: T0 + 61}),
+        "chat": NotifierStats(
+            results={"retried": 2},
+            queued=1,
+            failing=True,
+            pending={fired.key: ("firing", T0 + 60, 2)},
+        ),
     }
     overview = Overview.build([ui], AlertsSnapshot((fired,), ("Behind",), stats))
     assert overview.firing == {("c1", EVIL_GROUP): 1}
@@ -267,7 +272,7 @@ def test_alerts_on_the_overview_and_the_group_page_with_their_delivery() -> None
     parsed.feed(page.body.decode())
     text = "".join(parsed.text)
     assert "Behind" in text and "pager: sent 22:14:21 UTC" in text
-    assert "chat: not sent (2 failed)" in text
+    assert "chat: firing queued since 22:14:20 UTC, 2 attempts (failing)" in text
     group = json.loads(answer("/api/v1/group", query, overview).body)  # type: ignore[union-attr]
     (alert,) = group["alerts"]
     assert alert["state"] == "firing"
@@ -275,6 +280,10 @@ def test_alerts_on_the_overview_and_the_group_page_with_their_delivery() -> None
         "chat": None,
         "pager": T0 + 61,
     }
+    (chat,) = [d for d in alert["delivery"] if d["notifier"] == "chat"]
+    assert chat["pending"] == {"state": "firing", "queued_at": T0 + 60, "attempts": 2}
+    assert chat["failing"] is True
+    assert alert["pending_notifications"]["chat"]["attempts"] == 2
 
 
 def test_reasons_of_stall_rewind_and_warn() -> None:
