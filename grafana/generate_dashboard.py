@@ -730,8 +730,7 @@ def panels() -> list[dict[str, Any]]:
             [
                 target(
                     'sum(increase(lag_exporter_notifications_total{result="failed"}[$__range])) '
-                    'or sum(increase(lag_exporter_alert_notifications_total{outcome="failed"}'
-                    "[$__range])) or vector(0)",
+                    "or vector(0)",
                     "failed",
                 ),
                 target("sum(lag_exporter_notifications_failing) or vector(0)", "notifiers failing"),
