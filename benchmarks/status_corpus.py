@@ -78,8 +78,9 @@ class Case:
     partitions: int = 1
     rate: float = 20.0  # messages per second produced (0: the case produces itself)
     description: str = ""
-    incident: float | None = None  # monotonic time the unhealthy behaviour began
+    incident: float | None = None  # wall clock when the unhealthy behaviour began
     bound: float | None = None  # seconds from the incident to the expected status, at most
+    # (time of the exporter's poll, worst partition status, other values), one per poll
     samples: list[tuple[float, str | None, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -168,12 +169,12 @@ class Clients:
         try:
             while not self.stop.is_set():
                 if close_at is not None and self.elapsed() >= close_at:
-                    case.incident = case.incident or time.monotonic()
+                    case.incident = case.incident or time.time()
                     return
                 batch = consumer.poll(timeout_ms=500, max_records=20)
                 if stuck_at is not None and self.elapsed() >= stuck_at:
                     if stuck is None:
-                        case.incident = time.monotonic()
+                        case.incident = time.time()
                         stuck = {tp: consumer.position(tp) for tp in consumer.assignment()}
                     for tp, position in stuck.items():
                         consumer.seek(tp, position)
@@ -190,7 +191,7 @@ class Clients:
                         for tp in consumer.assignment()
                     }
                     consumer.commit(back)
-                    case.incident = time.monotonic()
+                    case.incident = time.time()
                     for tp, offset in back.items():
                         consumer.seek(tp, offset.offset)
                     # As after a reset by an operator: the consumer comes back a
@@ -368,7 +369,7 @@ def start_cases(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-        recreated.incident = time.monotonic()
+        recreated.incident = time.time()
         clients.paced(recreated, producer)
 
     clients.spawn("recreate", produce_and_recreate)
@@ -379,7 +380,7 @@ def start_cases(
     clients.spawn("stopped", lambda: clients.batch_consumer(stopped, close_at=60.0))
 
     slow = by_name["slow"]
-    slow.incident = time.monotonic()
+    slow.incident = time.time()
     slow.bound = WINDOW + 2 * POLL
     clients.spawn("slow", lambda: clients.batch_consumer(slow, per_message=0.1))
 
@@ -466,7 +467,7 @@ def sample(exporter: Exporter, cases: list[Case], last_poll: float | None) -> fl
     if poll_at == last_poll:
         return poll_at
     groups = {g["group"]: g for g in clusters[0]["groups"]}
-    now = time.monotonic()
+    now = poll_at
     for c in cases:
         g = groups.get(c.group)
         if g is None:
@@ -501,6 +502,7 @@ def run_version(version: str, minutes: float) -> dict[str, Any]:
         exporter = Exporter(broker.bootstrap, workdir)
         exporter.start()
         start = time.monotonic()
+        start_wall = time.time()
         clients = Clients(broker.bootstrap, version, workdir, start)
         try:
             start_cases(clients, cases, admin, minutes)
@@ -535,7 +537,7 @@ def run_version(version: str, minutes: float) -> dict[str, Any]:
         "restart": restart,
         "errors": clients.errors,
         "workdir": str(workdir),
-        "cases": [summarise(c, start) for c in cases],
+        "cases": [summarise(c, start_wall) for c in cases],
     }
 
 
@@ -634,7 +636,10 @@ def report(results: list[dict[str, Any]], command: str) -> str:
         "rules polling every 5 s and restarted on its `state_dir` after 7/12 of the run. "
         "A sample is one poll; its status is the worst of the group's partitions. Healthy cases "
         "(expected OK) pass with no sample other than OK; the others pass when their "
-        "status is reached within the bound, counted from the incident.",
+        "status is reached within the bound, counted from the incident to the start of "
+        "the poll that shows it. The bounds are the README's, plus the poll at which the "
+        "incident is first visible: STOP and STALL `stop_after` + 2 polls, WARN `window` "
+        "+ 2 polls, REWIND 2 polls. Times are seconds from the start of the clients.",
         "",
         "| case | what it is |",
         "| --- | --- |",
