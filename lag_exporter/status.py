@@ -24,7 +24,8 @@ slow but steady committer is not called stopped: three times its median
 interval between offset changes, never less than `stop_after` and never
 more than `stop_after_max`. A partition that stops moving while it has lag
 is therefore STOP or STALL at most `stop_after_max` (plus one poll interval)
-after the first poll that saw its lag above `allowed_lag` without a commit.
+after the first poll that saw its lag above `allowed_lag` without a commit,
+so at most `stop_after_max` plus two poll intervals after it stopped.
 
 A group is ERR when any partition is STOP, STALL or REWIND, WARN when any is
 WARN, OK otherwise.

@@ -535,7 +535,7 @@ def _topic_rates(
             consumption is not None
             and production is not None
             and consumption > production * (1 + CATCHUP_MARGIN)
-            and lag < _lag_before(topic_rows, group_id, derive, now - derive.rate_window)
+            and _falling(topic_rows, view, group_id, derive, now - derive.rate_window)
         ):
             estimate = lag / (consumption - production)
             catchup = estimate if estimate <= CATCHUP_CAP else None
@@ -543,16 +543,33 @@ def _topic_rates(
     return out
 
 
-def _lag_before(rows: list[PartitionLag], group_id: str, derive: Derivation, at: float) -> float:
-    """The rows' summed lag as observed at time `at` (or as early after it as observed)."""
-    total = 0.0
+def _falling(
+    rows: list[PartitionLag],
+    view: TopicView | None,
+    group_id: str,
+    derive: Derivation,
+    since: float,
+) -> bool:
+    """Whether the rows' summed lag fell since `since` by more than their commit sawtooth.
+
+    A consumer that keeps up but commits rarely has a lag that drops by a
+    whole tooth at each commit (production x its interval between commits):
+    a drop that size is its rhythm, not catching up.
+    """
+    before = teeth = 0.0
     commits = derive.history.commits
+    rates = view.partition_rates if view is not None else {}
     for r in rows:
         track = commits.get((group_id, (r.topic, r.partition)))
         if track is None:
-            return 0.0  # not observed before: no trend to speak of
-        total += track.lag_at(at)
-    return total
+            return False  # not observed before: no trend to speak of
+        before += track.lag_at(since)
+        changes = track.changes
+        if changes is not None and len(changes) >= 2:
+            longest = max(b - a for a, b in itertools.pairwise(changes))
+            teeth += rates.get(r.partition, 0.0) * longest
+    lag = sum(r.lag or 0 for r in rows)
+    return before - lag > derive.status_rules.allowed_lag * len(rows) + teeth
 
 
 def _stale_row(row: PartitionLag) -> PartitionLag:

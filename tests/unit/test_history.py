@@ -447,3 +447,34 @@ def test_catch_up_time_is_capped() -> None:
     )
     assert views[-1].groups["g"].topic_rates["t"].consumption_rate == pytest.approx(1.2, rel=0.05)
     assert _catchup(views) == [None] * len(views)
+
+
+def test_no_catch_up_time_for_a_consumer_that_keeps_up_with_rare_commits() -> None:
+    # 20/s produced; the consumer reads everything but commits once a minute:
+    # its lag drops by 1200 at each commit, which is its rhythm, not catching up.
+    derive = Derivation(History(size=200), rate_window=300)
+    times = [T0 + 5 * i for i in range(200)]
+    views = _polls_of(
+        derive,
+        times,
+        lambda t: 10_000 + int(20 * (t - T0)),
+        lambda t: 10_000 + int(20 * ((t - T0) // 60 * 60)),
+    )
+    assert {c for c in _catchup(views) if c not in (None, 0.0)} == set()
+
+
+def test_catch_up_time_of_a_consumer_working_off_a_backlog_with_rare_commits() -> None:
+    # 5,000 behind, 20/s produced, 60/s consumed, committed once a minute.
+    derive = Derivation(History(size=200), rate_window=300)
+    times = [T0 + 5 * i for i in range(50)]
+    views = _polls_of(
+        derive,
+        times,
+        lambda t: 10_000 + int(20 * (t - T0)),
+        lambda t: 5_000 + int(60 * ((t - T0) // 60 * 60)),
+    )
+    last = views[-1]
+    lag = _row(last).lag
+    catchup = last.groups["g"].topic_rates["t"].catchup_seconds
+    assert lag is not None and catchup is not None
+    assert catchup == pytest.approx(lag / 40, rel=0.3)
