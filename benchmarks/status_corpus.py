@@ -454,6 +454,11 @@ def last_status(c: Case) -> str | None:
     return c.samples[-1][1] if c.samples else None
 
 
+def last_lag_seconds(c: Case) -> float | None:
+    value = c.samples[-1][2]["max_lag_seconds"] if c.samples else None
+    return float(value) if value is not None else None
+
+
 def sample(exporter: Exporter, cases: list[Case], last_poll: float | None) -> float | None:
     """One observation per case of a poll not seen yet; the time of the poll shown."""
     body = exporter.get("/api/v1/groups")
@@ -516,6 +521,7 @@ def run_version(version: str, minutes: float) -> dict[str, Any]:
                     restarted = True
                     down = time.monotonic()
                     restart["before"] = {c.name: last_status(c) for c in cases}
+                    restart["lag_seconds_before"] = {c.name: last_lag_seconds(c) for c in cases}
                     exporter.stop()
                     exporter.start()
                     restart.update(at=down - start, down_s=time.monotonic() - down)
@@ -524,6 +530,7 @@ def run_version(version: str, minutes: float) -> dict[str, Any]:
                 if poll_at is not None and poll_at != last_poll:
                     if restarted and "first_after" not in restart:
                         restart["first_after"] = {c.name: last_status(c) for c in cases}
+                        restart["lag_seconds_after"] = {c.name: last_lag_seconds(c) for c in cases}
                     last_poll = poll_at
                 time.sleep(1.0)
         finally:
@@ -613,13 +620,24 @@ def table(result: dict[str, Any]) -> str:
     if r:
         after = r.get("first_after", {})
         changed = [name for name, status in r["before"].items() if after.get(name) != status]
+
+        def seconds(x: float | None) -> str:
+            return "-" if x is None else f"{x:.1f}"
+
         lines += [
             "",
-            f"Exporter stopped at {r['at']:.0f} s and serving again {r['down_s']:.1f} s later; "
-            "status of the last poll before and the first poll after: "
-            + ", ".join(f"{n} {r['before'][n]} -> {after.get(n)}" for n in r["before"])
-            + ". "
+            f"Exporter stopped (SIGTERM) at {r['at']:.0f} s, serving again {r['down_s']:.1f} s "
+            "later on the same `state_dir`. "
             + ("No status changed." if not changed else "Changed: " + ", ".join(changed) + "."),
+            "",
+            "| case | status before | status after | max lag s before | max lag s after |",
+            "| --- | --- | --- | --: | --: |",
+            *(
+                f"| {n} | {r['before'][n]} | {after.get(n)} "
+                f"| {seconds(r.get('lag_seconds_before', {}).get(n))} "
+                f"| {seconds(r.get('lag_seconds_after', {}).get(n))} |"
+                for n in r["before"]
+            ),
         ]
     if result["errors"]:
         lines += ["", "Client errors:", "", *(f"    {e}" for e in result["errors"])]
