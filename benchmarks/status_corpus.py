@@ -1,11 +1,11 @@
 """False-alarm corpus: real consumers on a real broker, and the status the exporter gives them.
 
-Every case runs at once on one broker, with the exporter polling every
-`--poll` seconds and its default status rules (`allowed_lag` 2, `window`
-10 min, `stop_after` 5 min). The status of each case's group (the worst
-status of its partitions) is sampled from /api/v1/groups at every poll. In
-the middle of the run the exporter is stopped (SIGTERM) and started again on
-the same `state_dir`: its status must not change.
+Every case runs at once on one broker, with the exporter polling every 5 s
+and its default status rules (`allowed_lag` 2, `window` 10 min, `stop_after`
+5 min). The status of each case's group (the worst status of its
+partitions) is sampled from /api/v1/groups at every poll. After 7/12 of the
+run the exporter is stopped (SIGTERM) and started again on the same
+`state_dir`: no status may change.
 
 Healthy cases must be OK in every sample:
 - console: Kafka's own ConsoleConsumer (from the broker jars), auto-commit
@@ -16,7 +16,9 @@ Healthy cases must be OK in every sample:
 - idle-burst: a topic idle for 6 minutes, then a burst of 200 messages;
 - slow-commits: a consumer that keeps up but commits only every 60 s;
 - rebalance: two members, a third joins, then the first leaves;
-- recreated: the topic is deleted and re-created under a live consumer.
+- recreated: the topic is deleted and re-created under a live consumer;
+- past-end: an offset committed past the log end (50 on a topic of 10
+  messages): OK, and `offset_past_log_end` 40 in the last poll.
 
 Unhealthy cases must reach their status within the bound the README states,
 counted from the incident:
@@ -80,6 +82,8 @@ class Case:
     description: str = ""
     incident: float | None = None  # wall clock when the unhealthy behaviour began
     bound: float | None = None  # seconds from the incident to the expected status, at most
+    # The committed offset's excess over the log end that the last poll must show.
+    past_log_end: int | None = None
     # (time of the exporter's poll, worst partition status, other values), one per poll
     samples: list[tuple[float, str | None, dict[str, Any]]] = field(default_factory=list)
 
@@ -298,6 +302,13 @@ def make_cases(run_id: str, minutes: float) -> list[Case]:
             f"topic deleted and re-created at {minutes * 0.35:.1f} min, 10 msg/s",
             rate=0,
         ),
+        case(
+            "past-end",
+            "OK",
+            "offset 50 committed by hand on a topic of 10 messages, no consumer",
+            rate=0,
+            past_log_end=40,
+        ),
         case("stopped", "STOP", "closes after 60 s, 5 msg/s", rate=5),
         case("slow", "WARN", "handles 10 msg/s of 20 from the start"),
         case("stuck", "STALL", "retries one message from 60 s on, 5 msg/s", rate=5),
@@ -374,6 +385,24 @@ def start_cases(
 
     clients.spawn("recreate", produce_and_recreate)
     clients.spawn("recreated-consumer", lambda: clients.batch_consumer(recreated))
+
+    past_end = by_name["past-end"]
+
+    def commit_past_the_end() -> None:
+        for n in range(10):
+            producer.send(past_end.topic, b"p%d" % n)
+        producer.flush(30)
+        consumer = KafkaConsumer(
+            bootstrap_servers=clients.bootstrap,
+            group_id=past_end.group,
+            enable_auto_commit=False,
+        )
+        try:
+            consumer.commit({TopicPartition(past_end.topic, 0): OffsetAndMetadata(50, "", -1)})
+        finally:
+            consumer.close(autocommit=False)
+
+    clients.spawn("past-end", commit_past_the_end)
 
     stopped = by_name["stopped"]
     stopped.bound = STOP_AFTER + 2 * POLL
@@ -568,8 +597,11 @@ def summarise(c: Case, start: float) -> dict[str, Any]:
     ]
     catchup = [x["catchup_seconds"] for _, _, x in c.samples if x["catchup_seconds"] is not None]
     non_ok = sum(v for k, v in counts.items() if k != "OK")
+    last_past_end = c.samples[-1][2]["past_log_end"] if c.samples else None
     if c.expected == "OK":
         passed = non_ok == 0 and counts["OK"] > 0
+        if c.past_log_end is not None:
+            passed = passed and last_past_end == c.past_log_end
     else:
         passed = reached is not None and c.bound is not None and reached <= c.bound
     return {
