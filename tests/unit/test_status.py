@@ -288,3 +288,32 @@ def test_a_move_back_from_past_the_log_end_is_not_a_rewind() -> None:
     # A real rewind, from a position that still exists, is one.
     track.add(45.0, 10, 60, 600, 12, 70, 2)
     assert track.rewound_at == 45.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    idle=st.floats(0.0, 7200.0),
+    burst=st.integers(3, 10_000),
+    work=st.floats(1.0, 250.0),
+    poll=st.floats(1.0, 30.0),
+)
+def test_a_burst_after_any_idle_time_is_never_stop_while_worked_off_in_time(
+    idle: float, burst: int, work: float, poll: float
+) -> None:
+    # Nothing to consume (lag 0) for `idle` seconds, then `burst` messages that
+    # the consumer works off in `work` seconds, committing only at the end: the
+    # stop clock starts at the burst, so with work + one poll below stop_after
+    # there is never STOP or STALL, however long the idle time was.
+    rules = RULES_10M
+    track = CommitTrack(0.0, 10_000)
+    statuses = []
+    t = 0.0
+    while t <= idle + work + 3 * poll:
+        end = 10_000 if t < idle else 10_000 + burst
+        committed = 10_000 if t < idle + work else 10_000 + burst
+        track.add(t, committed, end - committed, rules.window, 12, end, rules.allowed_lag)
+        statuses.append(
+            partition_status(track.samples, track.changes or (), track.stuck_since, True, rules)
+        )
+        t += poll
+    assert set(statuses) <= {Status.OK}, statuses
