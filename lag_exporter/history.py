@@ -246,7 +246,14 @@ class CommitTrack:
         if moved or lag <= allowed_lag:
             self.stuck_since = None
         elif self.stuck_since is None:
-            self.stuck_since = t
+            # The lag went above the allowed lag after the previous observation,
+            # when the group was still caught up or committing: the clock starts
+            # there, so STOP comes at most one poll after the threshold, not two.
+            # Not across a gap (an outage, a restart after a long stop): when
+            # the lag appeared in it is unknown, and the first sight is the start.
+            samples = self.samples
+            previous = samples[-3] if samples else t
+            self.stuck_since = previous if t - previous <= _CONTIGUOUS else t
         self.past_end = log_end is not None and committed > log_end
         samples = self.samples
         horizon = t - window
@@ -321,6 +328,9 @@ class CommitTrack:
 
 
 _CHANGES = 8
+# Two observations at most this far apart are taken as consecutive polls (the
+# longest retry backoff is a minute); farther apart, something was missed.
+_CONTIGUOUS = 60.0
 
 
 class History:

@@ -11,7 +11,8 @@ it fell behind without committing (`stuck_since`, kept by history.CommitTrack):
 - OK: lag within `allowed_lag` (0 on an idle topic, and the lag of 1-2 that
   transaction markers leave);
 - STOP / STALL: lag above `allowed_lag` and no commit since the lag first
-  went above it, for the stop threshold: STOP when no live member owns the
+  went above it (counted from the last poll that saw the group caught up or
+  committing), for the stop threshold: STOP when no live member owns the
   partition (nothing is consuming), STALL when one does (a consumer is there
   but stuck). The clock never runs while the consumer is caught up: on an
   idle topic there is nothing to commit, and a burst starts it afresh;
@@ -23,9 +24,9 @@ The stop threshold adapts to how often the consumer usually commits, so a
 slow but steady committer is not called stopped: three times its median
 interval between offset changes, never less than `stop_after` and never
 more than `stop_after_max`. A partition that stops moving while it has lag
-is therefore STOP or STALL at most `stop_after_max` (plus one poll interval)
-after the first poll that saw its lag above `allowed_lag` without a commit,
-so at most `stop_after_max` plus two poll intervals after it stopped.
+is therefore STOP or STALL at most `stop_after_max` plus one poll interval
+after its lag went above `allowed_lag` (plus the jitter of when in a poll
+its offsets are read), well within two poll intervals.
 
 A group is ERR when any partition is STOP, STALL or REWIND, WARN when any is
 WARN, OK otherwise.
