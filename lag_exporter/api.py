@@ -28,6 +28,7 @@ def partition_document(p: PartitionLag) -> dict[str, Any]:
         "log_end_offset": p.log_end,
         "lag": p.lag,
         "lost_to_retention": p.lost_to_retention,
+        "offset_past_log_end": p.offset_past_log_end,
         "member_id": p.member.member_id if p.member else None,
         "client_id": p.member.client_id if p.member else None,
         "host": p.member.host if p.member else None,

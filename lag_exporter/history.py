@@ -6,14 +6,19 @@
   `size` points are kept; offsets going backwards (topic re-created) reset it.
 - Per group and partition: a time window of (time, committed, lag) samples,
   thinned to at most `samples` evenly spread points (a flat run as its first
-  and last point), plus when the committed offset last moved and went back.
-  Status and consumption rates are computed from these.
+  and last point), plus when the committed offset last moved and went back
+  and since when the group has been behind without committing. Status and
+  consumption rates are computed from these. A partition whose offsets go
+  backwards drops every group's track on it.
 - Per group member and topic: the member's commit progress while it had a
   backlog, over all its partitions of the topic together (BusyMeter), from
   which the partitioning insight measures consumer capacity.
 
 Memory is bounded by partitions x size and pairs x samples, and entries of
-partitions and pairs that are no longer reported are dropped every poll.
+partitions and pairs known to be gone are dropped at every poll that saw the
+whole cluster; a poll that did not (Kafka unreachable) forgets nothing, so
+values come back where they were. With `state_dir`, both kinds of history
+are saved and read back at start, so a restart changes no status.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from .model import TopicPartition
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: commit tracks saved too; 1 (end-offset histories only) is still read.
+FORMAT_VERSION = 2
 
 # (group, topic, member id, the member's partitions of the topic): a new
 # assignment starts a new measurement, since sums over other partitions jump.
@@ -191,10 +197,11 @@ class CommitTrack:
         "busy",
         "changes",
         "last_committed",
+        "past_end",
         "rewound_at",
         "samples",
         "seen",
-        "still_since",
+        "stuck_since",
     )
 
     def __init__(self, t: float, committed: int) -> None:
@@ -202,8 +209,14 @@ class CommitTrack:
         self.samples: array[float] = array("d")
         self.changes: array[float] | None = None  # the last _CHANGES times the offset moved
         self.last_committed = committed
-        self.still_since = t
+        # Since when the lag has been above the allowed lag without the committed
+        # offset moving (None: it is not): the stop clock. It does not run while
+        # the group is caught up, since then there is nothing to commit.
+        self.stuck_since: float | None = None
         self.rewound_at: float | None = None  # when the offset was last seen to go back
+        # The committed offset was past the log end at the last observation: a
+        # move back from there is a realignment (topic re-created), not a rewind.
+        self.past_end = False
         self.busy: BusyMeter | None = None
         self.seen = 0  # History.generation of the last poll that observed it
 
@@ -227,10 +240,21 @@ class CommitTrack:
             changes.append(t)
             if len(changes) > _CHANGES:
                 del changes[0]
-            if committed < self.last_committed:
+            if committed < self.last_committed and not self.past_end:
                 self.rewound_at = t
-            self.still_since = t
             self.last_committed = committed
+        if moved or lag <= allowed_lag:
+            self.stuck_since = None
+        elif self.stuck_since is None:
+            # The lag went above the allowed lag after the previous observation,
+            # when the group was still caught up or committing: the clock starts
+            # there, so STOP comes at most one poll after the threshold, not two.
+            # Not across a gap (an outage, a restart after a long stop): when
+            # the lag appeared in it is unknown, and the first sight is the start.
+            samples = self.samples
+            previous = samples[-3] if samples else t
+            self.stuck_since = previous if t - previous <= _CONTIGUOUS else t
+        self.past_end = log_end is not None and committed > log_end
         samples = self.samples
         horizon = t - window
         n = len(samples)
@@ -271,6 +295,14 @@ class CommitTrack:
                 busy = self.busy = BusyMeter()
                 busy.start(t, committed, log_end)
 
+    def lag_at(self, t: float) -> float:
+        """The lag of the last sample at or before `t` (the first sample if none is)."""
+        s = self.samples
+        k = 0
+        while k + 3 < len(s) and s[k + 3] <= t:
+            k += 3
+        return s[k + 2] if s else 0.0
+
     def rate(self, horizon: float) -> float | None:
         """Committed messages per second over the last `horizon` seconds."""
         s = self.samples
@@ -296,6 +328,9 @@ class CommitTrack:
 
 
 _CHANGES = 8
+# Two observations at most this far apart are taken as consecutive polls (the
+# longest retry backoff is a minute); farther apart, something was missed.
+_CONTIGUOUS = 60.0
 
 
 class History:
@@ -353,6 +388,17 @@ class History:
         for key in [key for key in self.members if key not in keep]:
             del self.members[key]
 
+    def forget_pairs_on(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop every group's commit track on these partitions (their offsets restarted).
+
+        A re-created topic starts again from offset 0: the old committed offsets
+        mean nothing there, and a consumer moving to the new ones is not rewinding.
+        """
+        gone = set(partitions)
+        if gone:
+            for key in [key for key in self.commits if key[1] in gone]:
+                del self.commits[key]
+
     def begin_poll(self) -> None:
         """Start a poll: tracks not observed (`track`) from now on are forgotten by `retain`."""
         self.generation += 1
@@ -381,7 +427,7 @@ class History:
         ]:
             del self.commits[key]
 
-    # --- persistence of the end-offset histories ------------------------
+    # --- persistence -----------------------------------------------------
 
     def to_document(self, cluster: str) -> dict[str, Any]:
         return {
@@ -393,11 +439,29 @@ class History:
                 [topic, partition, list(h.times), list(h.ends)]
                 for (topic, partition), h in self.ends.items()
             ],
+            "commits": [
+                [
+                    group,
+                    topic,
+                    partition,
+                    list(track.samples),
+                    list(track.changes) if track.changes is not None else None,
+                    track.last_committed,
+                    track.stuck_since,
+                    track.rewound_at,
+                    track.past_end,
+                ]
+                for (group, (topic, partition)), track in self.commits.items()
+            ],
         }
 
     def load_document(self, doc: Any, cluster: str) -> None:
-        """Restore end-offset histories; raises ValueError when the document does not fit."""
-        if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
+        """Restore the histories; raises ValueError when the document does not fit.
+
+        Nothing is changed unless the whole document is read: a half-read file
+        would leave some tracks restored and others not.
+        """
+        if not isinstance(doc, dict) or doc.get("version") not in (1, FORMAT_VERSION):
             raise ValueError("unknown format")
         if doc.get("cluster") != cluster:
             raise ValueError(f"written for cluster {doc.get('cluster')!r}")
@@ -411,7 +475,22 @@ class History:
             for t, e in zip(times, offsets, strict=True):
                 h.add(float(t), int(e))
             ends[(topic, partition)] = h
+        commits: dict[tuple[str, TopicPartition], CommitTrack] = {}
+        for entry in doc.get("commits", ()):
+            group, topic, partition, samples, changes, last, stuck, rewound, past_end = entry
+            if not (isinstance(group, str) and isinstance(topic, str)):
+                raise ValueError("bad commit track entry")
+            if not isinstance(partition, int) or len(samples) % 3:
+                raise ValueError("bad commit track entry")
+            track = CommitTrack(0.0, int(last))
+            track.samples = array("d", (float(x) for x in samples))
+            track.changes = array("d", (float(x) for x in changes)) if changes else None
+            track.stuck_since = float(stuck) if stuck is not None else None
+            track.rewound_at = float(rewound) if rewound is not None else None
+            track.past_end = bool(past_end)
+            commits[(group, (topic, partition))] = track
         self.ends = ends
+        self.commits = commits
         self.cluster_id = doc.get("cluster_id")
 
 
@@ -446,13 +525,14 @@ def load(history: History, cluster: str, path: Path) -> bool:
         return False
     try:
         history.load_document(json.loads(text), cluster)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         log.warning("cluster %s: ignoring history file %s: %s", cluster, path, exc)
         return False
     log.info(
-        "cluster %s: restored lag history of %d partitions from %s",
+        "cluster %s: restored lag history of %d partitions and %d group partitions from %s",
         cluster,
         len(history.ends),
+        len(history.commits),
         path,
     )
     return True

@@ -13,8 +13,10 @@ def partition_lag(committed: int | None, log_start: int | None, log_end: int | N
 
     - no committed offset (None or Kafka's -1): no lag at all, not -1 and not
       the whole log, because the group's position is unknown until it commits;
-    - committed above log-end: the two reads raced (the commit was read after
-      new messages were consumed); the group is caught up, lag 0;
+    - committed above log-end: nothing is left to read, lag 0; the committed
+      offset is read first and the log end never goes back on a healthy
+      partition, so this is an anomaly (topic re-created, log truncated,
+      offset set by hand), reported apart as PartitionLag.offset_past_log_end;
     - committed below log-start: retention deleted messages before the group
       read them; they can never be consumed, so they are reported apart as
       lost, and lag counts what is still in the log.

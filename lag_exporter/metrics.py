@@ -325,6 +325,13 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
         "below log-start), summed over the topic.",
         topic_labels,
     )
+    past_end = f.gauge(
+        "kafka_consumergroup_offset_past_log_end",
+        "By how many offsets the committed offset exceeds the log-end offset (lag is 0 "
+        "there): a topic re-created under the group, a truncated log, or an offset set by "
+        "hand. Only where above 0.",
+        tp_labels,
+    )
     max_lag = f.gauge(
         "kafka_consumergroup_max_lag", "Largest partition lag of the group.", group_labels
     )
@@ -446,6 +453,7 @@ def _groups(f: _Families, view: ClusterView, base: list[str]) -> None:
             labels = LabelRows([(*g, p.topic, str(p.partition)) for p in rows])
             add_column(current, labels, [p.committed for p in rows])
             add_column(lag, labels, [p.lag for p in rows])
+            add_column(past_end, labels, [p.offset_past_log_end or None for p in rows])
             add_column(lag_seconds, labels, [p.lag_seconds for p in rows])
             add_column(
                 lower_bound,

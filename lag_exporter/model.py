@@ -135,6 +135,20 @@ class PartitionLag(NamedTuple):
     status: Status | None = None
     consumption_rate: float | None = None  # committed messages per second
 
+    @property
+    def offset_past_log_end(self) -> int:
+        """By how many offsets the committed offset exceeds the log end (0: it does not).
+
+        The committed offset is read before the log end, and the log end never
+        goes back on a healthy partition, so this is an anomaly, never a race:
+        a topic deleted and re-created under the group, a log truncated by an
+        unclean leader election, or an offset committed by hand.
+        """
+        committed, log_end = self.committed, self.log_end
+        if committed is None or log_end is None or log_end < 0 or committed <= log_end:
+            return 0
+        return committed - log_end
+
 
 @dataclass(frozen=True, slots=True)
 class GroupTopicRates:

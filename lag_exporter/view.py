@@ -9,6 +9,7 @@ silently old.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -94,6 +95,8 @@ def build_view(
         for tp, read in poll.partition_offsets.items():
             if read.log_end is not None:
                 derive.history.add_end(tp, read.read_at, read.log_end)
+        # Offsets went back (topic re-created): every group's track there restarts.
+        derive.history.forget_pairs_on(derive.history.resets)
     topics = _topic_views(poll, previous, young, derive)
     notices: list[PollError] = []
     groups: dict[str, GroupView] = {}
@@ -145,17 +148,33 @@ def build_view(
         derive.history.retain_members(
             _observe_members(groups.values(), topics, derive, derive.insight.capacity_window)
         )
-    if derive is not None:
-        # Histories of partitions and pairs no longer reported are dropped. Pairs
+    if derive is not None and poll.reached and poll.topics_complete and poll.groups_complete:
+        # Histories of partitions and pairs known to be gone are dropped. Pairs
         # observed this poll (fresh rows with a status) are kept by History's own
-        # mark; rows still reported without being re-read are named here.
+        # mark; rows still reported without being re-read are named here, and so
+        # are partitions of topics that still exist and pairs of groups whose
+        # offsets could not be read: their series may go after max_staleness,
+        # their history stays, so values come back where they were. A poll that
+        # did not see the whole cluster forgets nothing.
         derive.history.retain(
-            ((t.topic, p) for t in topics.values() for p in t.offsets),
-            (
-                (g.group_id, (r.topic, r.partition))
-                for g in groups.values()
-                for r in g.partitions
-                if r.stale or r.status is None
+            itertools.chain(
+                ((t.topic, p) for t in topics.values() for p in t.offsets),
+                (
+                    tp
+                    for tp in derive.history.ends
+                    if tp[0] in poll.failed_topics or tp[1] < poll.topics.get(tp[0], 0)
+                ),
+            ),
+            itertools.chain(
+                (
+                    (g.group_id, (r.topic, r.partition))
+                    for g in groups.values()
+                    for r in g.partitions
+                    if r.stale or r.status is None
+                ),
+                (key for key in derive.history.commits if key[0] in poll.failed_groups)
+                if poll.failed_groups
+                else (),
             ),
         )
 
@@ -355,7 +374,11 @@ def _group_view(
         stale=False,
         read_at=poll.started_at,
         status=group_status(statuses) if any(s is not None for s in statuses) else None,
-        topic_rates=_topic_rates(rows, topics) if derive is not None else {},
+        topic_rates=(
+            _topic_rates(rows, topics, group_id, derive, poll.started_at)
+            if derive is not None
+            else {}
+        ),
         group_type=description.group_type,
     )
 
@@ -391,21 +414,27 @@ def _derive(
         status = Status.OK  # what partition_status says, without the call (most rows)
     else:
         status = partition_status(
-            track.samples, track.changes or (), track.still_since, owned, rules, rewound_at
+            track.samples, track.changes or (), track.stuck_since, owned, rules, rewound_at
         )
     seconds: float | None = None
     lower_bound = exact = False
-    stamp = timestamps.get((tp[0], tp[1], committed)) if timestamps is not None else None
-    if lag == 0:
+    if lag <= rules.allowed_lag:
+        # Caught up, as for the status: a lag of 1-2 left by transaction markers
+        # is not a message waiting, however long ago the marker was written.
         seconds = 0.0
-    elif stamp is not None:
-        seconds, exact = max(0.0, now - stamp), True
     else:
-        ends = history.ends.get(tp)
-        if ends is not None:
-            estimate = time_lag(committed, now, ends.times, ends.ends)
-            if estimate is not None:
-                seconds, lower_bound = estimate
+        stamp = timestamps.get((tp[0], tp[1], committed)) if timestamps is not None else None
+        if stamp is not None:
+            seconds, exact = max(0.0, now - stamp), True
+        else:
+            ends = history.ends.get(tp)
+            if ends is not None and log_end is not None:
+                # The oldest message still waiting: the one at the committed
+                # offset, or at the log start when retention deleted that one
+                # (lag counts only what still exists, and so does its age).
+                estimate = time_lag(log_end - lag, now, ends.times, ends.ends)
+                if estimate is not None:
+                    seconds, lower_bound = estimate
     return seconds, lower_bound, exact, status, track.rate(derive.rate_window)
 
 
@@ -465,14 +494,28 @@ def _observe_members(
     return seen
 
 
+# Catch-up time is given only when consumption beats production by this share,
+# over rate_window: with the two rates about equal, their difference is noise
+# and lag / noise is any number at all (16 days was seen).
+CATCHUP_MARGIN = 0.1
+# And never above this: a longer estimate extrapolates rates measured over
+# minutes to days, which says nothing anyone can act on.
+CATCHUP_CAP = 86400.0
+
+
 def _topic_rates(
-    rows: list[PartitionLag], topics: dict[str, TopicView]
+    rows: list[PartitionLag],
+    topics: dict[str, TopicView],
+    group_id: str,
+    derive: Derivation,
+    now: float,
 ) -> dict[str, GroupTopicRates]:
     by_topic: dict[str, list[PartitionLag]] = {}
     for r in rows:
         if r.lag is not None and not r.stale:
             by_topic.setdefault(r.topic, []).append(r)
     out: dict[str, GroupTopicRates] = {}
+    allowed = derive.status_rules.allowed_lag
     for topic, topic_rows in by_topic.items():
         rates = [r.consumption_rate for r in topic_rows if r.consumption_rate is not None]
         consumption = sum(rates) if rates else None
@@ -486,12 +529,47 @@ def _topic_rates(
         ]
         production = sum(produced) if produced else None
         catchup: float | None = None
-        if lag == 0:
-            catchup = 0.0
-        elif consumption is not None and production is not None and consumption > production:
-            catchup = lag / (consumption - production)
+        if all((r.lag or 0) <= allowed for r in topic_rows):
+            catchup = 0.0  # caught up, as the status and lag seconds say
+        elif (
+            consumption is not None
+            and production is not None
+            and consumption > production * (1 + CATCHUP_MARGIN)
+            and _falling(topic_rows, view, group_id, derive, now - derive.rate_window)
+        ):
+            estimate = lag / (consumption - production)
+            catchup = estimate if estimate <= CATCHUP_CAP else None
         out[topic] = GroupTopicRates(consumption, catchup)
     return out
+
+
+def _falling(
+    rows: list[PartitionLag],
+    view: TopicView | None,
+    group_id: str,
+    derive: Derivation,
+    since: float,
+) -> bool:
+    """Whether the rows' summed lag fell since `since` by more than their commit sawtooth.
+
+    A consumer that keeps up but commits rarely has a lag that drops by a
+    whole tooth at each commit (production x its interval between commits):
+    a drop that size is its rhythm, not catching up.
+    """
+    before = teeth = 0.0
+    commits = derive.history.commits
+    rates = view.partition_rates if view is not None else {}
+    for r in rows:
+        track = commits.get((group_id, (r.topic, r.partition)))
+        if track is None:
+            return False  # not observed before: no trend to speak of
+        before += track.lag_at(since)
+        changes = track.changes
+        if changes is not None and len(changes) >= 2:
+            longest = max(b - a for a, b in itertools.pairwise(changes))
+            teeth += rates.get(r.partition, 0.0) * longest
+    lag = sum(r.lag or 0 for r in rows)
+    return before - lag > derive.status_rules.allowed_lag * len(rows) + teeth
 
 
 def _stale_row(row: PartitionLag) -> PartitionLag:

@@ -316,3 +316,42 @@ def test_topic_deleted_and_recreated_with_the_same_name(
     assert value(s, "kafka_topic_partitions", topic=topic) == 2
     assert exporter.process.poll() is None
     assert not _own_errors(exporter.log())
+
+
+def test_an_outage_longer_than_max_staleness_keeps_status_and_lag_seconds(
+    own_broker: KafkaBroker,
+    own_kafka: Kafka,
+    proxy: Proxy,
+    unique: Callable[[str], str],
+    start_exporter: Callable[..., Exporter],
+) -> None:
+    # A group stopped with lag is STOP. Kafka is then out of reach for longer
+    # than max_staleness: the group's series go, its history stays, and the
+    # first poll after the outage says STOP again, with lag seconds that kept
+    # counting (not a fresh clock saying OK and a lag of a few hundredths).
+    _, group = _lagging_group(own_kafka, unique)
+    config = _config(f"127.0.0.1:{proxy.port}")
+    config["clusters"][0]["status"] = {"stop_after": "2s", "stop_after_max": "4s", "window": "20s"}
+    exporter = start_exporter(config=config)
+
+    def row() -> dict[str, Any] | None:
+        g = exporter.group(group)
+        return g["partitions"][0] if g and g["partitions"] else None
+
+    wait_until(lambda: (row() or {}).get("status") == "STOP", timeout=30, what="STOP")
+    before = row()
+    assert before is not None and before["lag_seconds"] is not None
+    proxy.cut()
+    cut_at = time.monotonic()
+    wait_until(lambda: _up(exporter) == 0, timeout=20, what="cluster marked down")
+    wait_until(lambda: _lag(exporter, group) is None, timeout=30, what="series dropped")
+    time.sleep(2)
+    proxy.restore()
+    wait_until(lambda: _lag(exporter, group) == 6, timeout=30, what="lag back")
+    after = row()
+    assert after is not None and after["status"] == "STOP", after
+    # The outage is part of the age of the oldest message.
+    assert after["lag_seconds"] >= before["lag_seconds"] + (time.monotonic() - cut_at) - 2, (
+        before,
+        after,
+    )

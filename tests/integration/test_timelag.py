@@ -250,3 +250,51 @@ def test_history_survives_a_restart(
         )
         assert after >= before
         assert "restored lag history" in second.log()
+
+
+def test_status_and_stop_clock_survive_a_restart(
+    kafka: Kafka,
+    unique: Callable[[str], str],
+    start_exporter: StartExporter,
+    producer_factory: Callable[[str], SteadyProducer],
+    tmp_path: Path,
+) -> None:
+    # A group that stopped with lag is STOP; restarted on the same state_dir,
+    # the exporter says STOP from its first poll, not OK until the clock runs again.
+    topic = kafka.create_topic(unique("steady"), partitions=1)
+    group = unique("stopped")
+    state_dir = tmp_path / "state"
+
+    def config() -> dict:  # type: ignore[type-arg]
+        return {
+            "poll_interval": "1s",
+            "state_dir": str(state_dir),
+            "state_interval": "1s",
+            "clusters": [
+                {
+                    "name": "test",
+                    "kafka": {"bootstrap.servers": kafka.bootstrap},
+                    "status": {"stop_after": "5s", "stop_after_max": "10s", "window": "30s"},
+                }
+            ],
+        }
+
+    def status(exporter: Exporter) -> str | None:
+        g = exporter.group(group)
+        return g["partitions"][0]["status"] if g and g["partitions"] else None
+
+    with producer_factory(topic):
+        first = start_exporter(config=config())
+        first.wait_polls(2)
+        kafka.commit(group, {(topic, 0): kafka.end_offsets(topic, 1)[0]})
+        wait_until(lambda: status(first) == "STOP", timeout=60, what="STOP before the restart")
+        assert first.stop() == 0
+
+        second = start_exporter(config=config())
+        seen: list[str | None] = []
+        deadline = time.monotonic() + 8  # less than stop_after: a fresh clock would say OK
+        while time.monotonic() < deadline:
+            seen.append(status(second))
+            time.sleep(0.2)
+    assert [s for s in seen if s is not None], "no status after the restart"
+    assert set(seen) - {None} == {"STOP"}, seen
