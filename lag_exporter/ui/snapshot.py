@@ -103,23 +103,27 @@ def partition_reason(
         if row.consumption_rate:
             return f"consuming at {rate(row.consumption_rate)}"
         return "consuming" if status is Status.OK else "judged after a few polls"
-    now = track.samples[-3] if len(track.samples) >= 3 else track.still_since
+    if len(track.samples) < 3:
+        return "judged after a few polls"
+    now = track.samples[-3]
     if status is Status.REWIND and track.rewound_at is not None:
         return f"committed offset went back {duration(now - track.rewound_at)} ago"
     if status in (Status.STOP, Status.STALL):
-        still = duration(now - track.still_since)
-        text = f"no commit for {still} while {count(row.lag)} behind"
+        # The stop clock: since the lag went above the allowed lag with no commit.
+        stuck = track.stuck_since if track.stuck_since is not None else now
+        text = f"no commit for {duration(now - stuck)} while {count(row.lag)} behind"
         if status is Status.STALL and row.member is not None:
             return f"{text}; owned by {row.member.client_id or row.member.member_id}, stuck"
         return f"{text}; no member owns it"
     if status is Status.WARN:
         s = track.samples
-        first = int(s[2]) if len(s) >= 3 else row.lag
+        first = int(s[2])
         return f"lag grew from {count(first)} to {count(row.lag)} over {duration(now - s[0])}"
-    moved = now - track.still_since
-    if moved > 0 and track.changes:
-        limit = stop_threshold(track.changes, rules)
-        return f"consuming; last commit {duration(moved)} ago (stop after {duration(limit)})"
+    if track.changes:
+        moved = now - track.changes[-1]
+        if moved > 0:
+            limit = stop_threshold(track.changes, rules)
+            return f"consuming; last commit {duration(moved)} ago (stop after {duration(limit)})"
     return "consuming"
 
 
