@@ -74,6 +74,11 @@ def test_demo_shows_lag_and_says_what_to_try() -> None:
         wait_until(lambda: demo_lag() > 0, timeout=60, what="demo-slow lagging")
         first = demo_lag()
         wait_until(lambda: demo_lag() > first, timeout=60, what="demo-slow lag growing")
+        # What a person opening the demo's address sees: the group, on the overview.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            page = r.read().decode()
+        assert "demo-slow" in page and "<svg" in page
+        assert "cluster local: up (1 broker)" in "".join(lines)
     finally:
         process.send_signal(signal.SIGINT)
         try:
