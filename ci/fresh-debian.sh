@@ -53,7 +53,6 @@ flock 9
 flock -u 9
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/fresh-debian-$suite.XXXX")
-chmod 755 "$root"  # mktemp makes it 0700: other users could not enter /
 cleanup() {
   for m in dev/pts dev sys proc; do umount -l "$root/$m" 2>/dev/null; done
   rm -rf --one-file-system "$root"
@@ -62,6 +61,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cp -a "$base"/. "$root"/
+chmod 755 "$root"  # mktemp made it (and the base) 0700: other users could not enter /
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 # CAs the host trusts beyond Debian's (a registry proxy's, say) are added the
 # Debian way too, so that Java's trust store (made from them when the JRE is
