@@ -160,12 +160,18 @@ def evaluate(
             elif alert is not None and not lower_bound:
                 # A lower bound that misses the condition says nothing: the
                 # real value may well meet it.
-                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
-                if kept is None:
-                    del new[key]
-                    _end(alert, now, value, "condition no longer true", transitions, notifications)
-                else:
-                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+                _clear_or_end(
+                    rule,
+                    key,
+                    alert,
+                    now,
+                    value,
+                    "condition no longer true",
+                    new,
+                    transitions,
+                    notifications,
+                    repeat_intervals,
+                )
 
         # A rule that no longer selects this cluster (edited across a restart)
         # has no series here: its alerts of this cluster are gone.
@@ -174,12 +180,18 @@ def evaluate(
                 continue
             seen = series.get(alert.identity)
             if seen is None and _absence_is_real(view, alert):
-                kept = _clear(rule, alert, now, None, "series gone", transitions)
-                if kept is None:
-                    del new[key]
-                    _end(alert, now, None, "series gone", transitions, notifications)
-                else:
-                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+                _clear_or_end(
+                    rule,
+                    key,
+                    alert,
+                    now,
+                    None,
+                    "series gone",
+                    new,
+                    transitions,
+                    notifications,
+                    repeat_intervals,
+                )
             elif alert.phase is Phase.FIRING and new.get(key) is alert:
                 # Untouched by this poll (unseen, stale, or only a lower bound):
                 # still firing, so keep reminding; a receiver must not take
@@ -214,17 +226,45 @@ def evaluate_exporter(
                     alert = _send_due(rule, alert, now, repeat_intervals, notifications)
                 new[key] = alert
             elif alert is not None:
-                kept = _clear(rule, alert, now, value, "condition no longer true", transitions)
-                if kept is None:
-                    del new[key]
-                    _end(alert, now, value, "condition no longer true", transitions, notifications)
-                else:
-                    new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
+                _clear_or_end(
+                    rule,
+                    key,
+                    alert,
+                    now,
+                    value,
+                    "condition no longer true",
+                    new,
+                    transitions,
+                    notifications,
+                    repeat_intervals,
+                )
         for key, alert in state.items():
             if alert.rule == rule.name and alert.identity not in series:
                 del new[key]
                 _end(alert, now, None, "series gone", transitions, notifications)
     return Evaluation(new, transitions, notifications)
+
+
+def _clear_or_end(
+    rule: Rule,
+    key: AlertKey,
+    alert: Alert,
+    now: float,
+    value: Value | None,
+    reason: str,
+    new: dict[AlertKey, Alert],
+    transitions: list[Transition],
+    notifications: list[Notification],
+    repeat_intervals: Mapping[str, float],
+) -> None:
+    """The condition stopped holding: end the alert, or, while `keep_firing_for`
+    holds it, keep it and keep reminding its receivers."""
+    kept = _clear(rule, alert, now, value, reason, transitions)
+    if kept is None:
+        del new[key]
+        _end(alert, now, value, reason, transitions, notifications)
+    else:
+        new[key] = _send_due(rule, kept, now, repeat_intervals, notifications)
 
 
 def _memo(match: Callable[[str], bool]) -> Callable[[str], bool]:
